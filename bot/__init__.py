@@ -1,0 +1,1 @@
+"""Inductor CI alert bot."""

@@ -1,0 +1,43 @@
+"""Command line: ``python -m bot <command>``.
+
+Each command lives in the module that owns it and registers itself here through a
+``register(subparsers)`` function that sets ``func`` on its parser; ``func(args)``
+returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# command modules, each exposing register(subparsers)
+COMMAND_MODULES = (
+    "bot.commands.serve",
+    "bot.commands.migrate",
+    "bot.ingest.replay",
+    "bot.bisect.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bisect execution: backends that run probes and the command line front end."""

@@ -1,0 +1,1 @@
+"""CLI commands that run the bot: serve and migrate."""

@@ -1,0 +1,1 @@
+"""SQLite storage: connections, raw results, trunk order, cells, alerts and their timelines."""

@@ -1,0 +1,1 @@
+"""The ASGI web server: webhook endpoints and health."""
