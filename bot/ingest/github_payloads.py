@@ -1,0 +1,202 @@
+"""GitHub payloads to domain data: ``push`` and ``workflow_job`` webhooks, REST job objects.
+
+Also owns ``PayloadError`` and timestamp parsing, which the HUD and Grafana parsers share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.domain.model import Commit, JobResult
+
+BRANCH_REF_PREFIX = "refs/heads/"
+GITHUB_API = "https://api.github.com"
+
+_TITLE_PR = re.compile(r"\(#(\d+)\)\s*$")
+_RESOLVED_PR = re.compile(
+    r"^Pull Request resolved:\s*https://github\.com/[^/\s]+/[^/\s]+/pull/(\d+)", re.MULTILINE
+)
+
+
+class PayloadError(ValueError):
+    """A payload is missing a field or has one of the wrong type.
+
+    The message names the field by its path (``workflow_job.head_sha``) so a bad
+    delivery can be diagnosed from the log line alone.
+    """
+
+
+def field_of(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+    """``obj[key]``, which must exist and be of ``kind``; ``path`` names it in errors."""
+    if key not in obj:
+        raise PayloadError(f"{path}: missing")
+    return checked(obj[key], kind, path)
+
+
+def optional_field(
+    obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str
+) -> Any:
+    """``obj[key]`` if present and not null, else ``None``; present values must be ``kind``."""
+    value = obj.get(key)
+    return None if value is None else checked(value, kind, path)
+
+
+def checked(value: Any, kind: type | tuple[type, ...], path: str) -> Any:
+    """``value`` if it is a ``kind``. Booleans are not accepted as integers."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise PayloadError(f"{path}: expected {_kind_names(kinds)}, got bool")
+    if not isinstance(value, kinds):
+        raise PayloadError(f"{path}: expected {_kind_names(kinds)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(kind.__name__ for kind in kinds)
+
+
+def parse_timestamp(value: Any, path: str) -> datetime | None:
+    """An aware datetime from an ISO 8601 string (``Z`` allowed), or ``None``.
+
+    ``None``, ``""`` and Go's zero time ``0001-01-01T00:00:00Z`` (which GitHub and
+    Grafana send for "not yet") all mean "no time". Naive times are taken as UTC,
+    which is what every source here reports in.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{path}: expected an ISO 8601 string, got {type(value).__name__}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"{path}: not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.year == 1:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def pr_number_from_message(message: str) -> int | None:
+    """The PR a trunk commit came from: ``Title (#12345)`` or a ``Pull Request resolved:`` line.
+
+    The title wins because it is what the merge bot writes last; ghstack commits
+    carry only the ``Pull Request resolved:`` line.
+    """
+    title = message.split("\n", 1)[0]
+    match = _TITLE_PR.search(title) or _RESOLVED_PR.search(message)
+    return int(match.group(1)) if match else None
+
+
+def logs_url(repo: str, job_id: int, api: str = GITHUB_API) -> str:
+    """Where a job's log lives. Webhooks carry no log URL; this endpoint answers a redirect."""
+    return f"{api}/repos/{repo}/actions/jobs/{job_id}/logs"
+
+
+@dataclass(frozen=True, slots=True)
+class PushEvent:
+    """A ``push`` webhook: the trunk order of newly landed commits comes from here."""
+
+    repo: str
+    ref: str
+    branch: str | None  # None for tags and other non-branch refs
+    before: str
+    after: str
+    forced: bool = False
+    created: bool = False
+    deleted: bool = False
+    commits: tuple[Commit, ...] = field(default_factory=tuple)  # oldest first
+
+
+def _repo_name(payload: Mapping[str, Any]) -> str:
+    repository = field_of(payload, "repository", dict, "repository")
+    return field_of(repository, "full_name", str, "repository.full_name")
+
+
+def _push_commit(raw: Any, path: str) -> Commit:
+    raw = checked(raw, dict, path)
+    sha = field_of(raw, "id", str, f"{path}.id")
+    message = optional_field(raw, "message", str, f"{path}.message") or ""
+    author = optional_field(raw, "author", dict, f"{path}.author") or {}
+    author_name = (
+        optional_field(author, "username", str, f"{path}.author.username")
+        or optional_field(author, "name", str, f"{path}.author.name")
+        or ""
+    )
+    return Commit(
+        sha=sha,
+        title=message.split("\n", 1)[0].strip(),
+        author=author_name,
+        pr_number=pr_number_from_message(message),
+        time=parse_timestamp(raw.get("timestamp"), f"{path}.timestamp"),
+        url=optional_field(raw, "url", str, f"{path}.url"),
+    )
+
+
+def parse_push(payload: Any) -> PushEvent:
+    """A ``push`` webhook body (already JSON-decoded) as a ``PushEvent``."""
+    payload = checked(payload, dict, "payload")
+    ref = field_of(payload, "ref", str, "ref")
+    commits = field_of(payload, "commits", list, "commits")
+
+    def flag(key: str) -> bool:
+        return bool(optional_field(payload, key, bool, key))
+
+    return PushEvent(
+        repo=_repo_name(payload),
+        ref=ref,
+        branch=ref.removeprefix(BRANCH_REF_PREFIX) if ref.startswith(BRANCH_REF_PREFIX) else None,
+        before=field_of(payload, "before", str, "before"),
+        after=field_of(payload, "after", str, "after"),
+        forced=flag("forced"),
+        created=flag("created"),
+        deleted=flag("deleted"),
+        commits=tuple(_push_commit(raw, f"commits[{i}]") for i, raw in enumerate(commits)),
+    )
+
+
+def _job_result(job: Mapping[str, Any], repo: str, source: str, path: str) -> JobResult:
+    """The fields webhook and REST job objects share, under one set of checks."""
+    attempt = optional_field(job, "run_attempt", int, f"{path}.run_attempt")
+    return JobResult(
+        repo=repo,
+        sha=field_of(job, "head_sha", str, f"{path}.head_sha"),
+        branch=optional_field(job, "head_branch", str, f"{path}.head_branch"),
+        workflow=field_of(job, "workflow_name", str, f"{path}.workflow_name"),
+        job_name=field_of(job, "name", str, f"{path}.name"),
+        job_id=field_of(job, "id", int, f"{path}.id"),
+        run_id=optional_field(job, "run_id", int, f"{path}.run_id"),
+        attempt=1 if attempt is None else attempt,
+        status=field_of(job, "status", str, f"{path}.status"),
+        conclusion=optional_field(job, "conclusion", str, f"{path}.conclusion"),
+        html_url=optional_field(job, "html_url", str, f"{path}.html_url"),
+        log_url=None,  # not in the payload; see logs_url()
+        started_at=parse_timestamp(job.get("started_at"), f"{path}.started_at"),
+        completed_at=parse_timestamp(job.get("completed_at"), f"{path}.completed_at"),
+        failure_lines=(),
+        source=source,
+    )
+
+
+def parse_workflow_job(payload: Any) -> JobResult:
+    """A ``workflow_job`` webhook body as one attempt of one job.
+
+    ``action`` must be present but is not kept: it always equals the job's
+    ``status`` (queued, waiting, in_progress, completed). ``log_url`` stays ``None``
+    because the webhook has none; ``logs_url()`` builds the API endpoint.
+    """
+    payload = checked(payload, dict, "payload")
+    field_of(payload, "action", str, "action")
+    job = field_of(payload, "workflow_job", dict, "workflow_job")
+    return _job_result(job, _repo_name(payload), "github", "workflow_job")
+
+
+def job_from_api(job: Any, repo: str) -> JobResult:
+    """One item of ``GET /repos/{o}/{r}/actions/runs/{run_id}/jobs`` as a poller result."""
+    job = checked(job, dict, "job")
+    return _job_result(job, repo, "poller", "job")

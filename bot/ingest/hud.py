@@ -1,0 +1,165 @@
+"""PyTorch HUD pages (``/api/hud/{owner}/{repo}/{branch}/{page}``) to commits and job results."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.domain.jobkey import split_job_name
+from bot.domain.model import Commit, JobResult
+from bot.ingest.github_payloads import (
+    PayloadError,
+    checked,
+    field_of,
+    optional_field,
+    parse_timestamp,
+)
+
+# Conclusions after which a job will not change again (HUD also reports "flaky").
+FINAL_CONCLUSIONS = frozenset(
+    {
+        "success",
+        "failure",
+        "timed_out",
+        "cancelled",
+        "skipped",
+        "neutral",
+        "startup_failure",
+        "flaky",
+        "action_required",
+    }
+)
+# HUD leaves a running job's conclusion empty or says "pending"; both mean "not done".
+UNFINISHED_STATUS = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class HudPage:
+    """One HUD page: its commits newest first, and one result per job that ran on one."""
+
+    commits: tuple[Commit, ...] = field(default_factory=tuple)
+    results: tuple[JobResult, ...] = field(default_factory=tuple)
+    job_names: tuple[str, ...] = field(default_factory=tuple)
+
+
+def synthetic_job_id(sha: str, full_name: str) -> int:
+    """A stable negative id for a HUD cell that has none.
+
+    Negative so it can never collide with a real (positive) GitHub job id; derived
+    from a digest rather than ``hash()`` because ``hash()`` of a string changes
+    between processes, and the id must match when the same page is read again.
+    Fits in a signed 64-bit integer (SQLite's INTEGER).
+    """
+    key = f"{len(sha)}:{sha}{full_name}"  # length prefix: no two (sha, name) pairs collide
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return -(int.from_bytes(digest, "big") >> 1) - 1
+
+
+def _pr_number(value: Any, path: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return checked(value, int, path)
+
+
+def _job_id(cell: Mapping[str, Any], sha: str, full_name: str, path: str) -> int:
+    value = cell.get("id")
+    if value is None or value == "":
+        return synthetic_job_id(sha, full_name)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return checked(value, int, path)
+
+
+def _status(conclusion: str | None) -> tuple[str, str | None]:
+    """HUD has only a conclusion; split it into the model's status and conclusion."""
+    if conclusion in FINAL_CONCLUSIONS:
+        return "completed", conclusion
+    return conclusion or UNFINISHED_STATUS, None
+
+
+def _failure_lines(cell: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    lines = optional_field(cell, "failureLines", list, path) or []
+    return tuple(checked(line, str, f"{path}[{i}]") for i, line in enumerate(lines))
+
+
+def _commit(row: Mapping[str, Any], path: str) -> Commit:
+    return Commit(
+        sha=field_of(row, "sha", str, f"{path}.sha"),
+        title=optional_field(row, "commitTitle", str, f"{path}.commitTitle") or "",
+        author=optional_field(row, "author", str, f"{path}.author") or "",
+        pr_number=_pr_number(row.get("prNum"), f"{path}.prNum"),
+        time=parse_timestamp(row.get("time"), f"{path}.time"),
+        url=optional_field(row, "commitUrl", str, f"{path}.commitUrl"),
+    )
+
+
+def _split(names: list[Any]) -> list[tuple[str, str, str]]:
+    split: list[tuple[str, str, str]] = []
+    for i, name in enumerate(names):
+        full = checked(name, str, f"jobNames[{i}]")
+        try:
+            workflow, job_name = split_job_name(full)
+        except ValueError as exc:
+            raise PayloadError(f"jobNames[{i}]: {exc}") from None
+        split.append((full, workflow, job_name))
+    return split
+
+
+def parse_hud_page(data: Any, repo: str, branch: str | None = None) -> HudPage:
+    """A decoded HUD page as commits (newest first, as HUD sends them) and job results.
+
+    Each non-empty ``jobs[i]`` cell becomes one ``JobResult`` for ``jobNames[i]``.
+    HUD shows one attempt per cell, so ``attempt`` is 1 and ``run_id`` unknown.
+    ``branch`` is the branch the page was fetched for; the page itself does not say.
+    """
+    data = checked(data, dict, "page")
+    grid = field_of(data, "shaGrid", list, "shaGrid")
+    names = _split(field_of(data, "jobNames", list, "jobNames"))
+    commits: list[Commit] = []
+    results: list[JobResult] = []
+    for r, raw_row in enumerate(grid):
+        path = f"shaGrid[{r}]"
+        row = checked(raw_row, dict, path)
+        commit = _commit(row, path)
+        commits.append(commit)
+        jobs = optional_field(row, "jobs", list, f"{path}.jobs") or []
+        if len(jobs) > len(names):
+            raise PayloadError(
+                f"{path}.jobs: {len(jobs)} cells but only {len(names)} jobNames"
+            )
+        for j, raw_cell in enumerate(jobs):
+            cell_path = f"{path}.jobs[{j}]"
+            cell = checked(raw_cell, dict, cell_path) if raw_cell is not None else {}
+            if not cell:
+                continue  # the job did not run on this commit
+            full, workflow, job_name = names[j]
+            status, conclusion = _status(
+                optional_field(cell, "conclusion", str, f"{cell_path}.conclusion")
+            )
+            results.append(
+                JobResult(
+                    repo=repo,
+                    sha=commit.sha,
+                    workflow=workflow,
+                    job_name=job_name,
+                    job_id=_job_id(cell, commit.sha, full, f"{cell_path}.id"),
+                    status=status,
+                    conclusion=conclusion,
+                    run_id=None,
+                    attempt=1,
+                    branch=branch,
+                    html_url=optional_field(cell, "htmlUrl", str, f"{cell_path}.htmlUrl"),
+                    log_url=optional_field(cell, "logUrl", str, f"{cell_path}.logUrl"),
+                    failure_lines=_failure_lines(cell, f"{cell_path}.failureLines"),
+                    source="hud",
+                )
+            )
+    return HudPage(
+        commits=tuple(commits),
+        results=tuple(results),
+        job_names=tuple(full for full, _, _ in names),
+    )
