@@ -1,0 +1,189 @@
+"""Settings from environment variables (12-factor) and routing rules from a TOML file.
+
+Every setting is documented in README.md; an invalid value fails at start with a
+message naming the variable or key and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.domain.durations import parse_duration
+from bot.domain.route import Route
+
+
+class ConfigError(ValueError):
+    """A setting or routing rule that cannot work; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_path: str = "./inductor-bot.db"
+    bot_config: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 3000
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_channel: str | None = None
+    github_webhook_secret: str | None = None
+    github_token: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_poll_interval: int = 120
+    github_backfill_commits: int = 50
+    hud_url: str | None = None
+    hud_token: str | None = None
+    hud_poll_interval: int = 120
+    hud_per_page: int = 50
+    grafana_webhook_token: str | None = None
+    grafana_webhook_secret: str | None = None
+    max_body_bytes: int = 5 * 1024 * 1024
+    scheduler_enabled: bool = True
+    routes: tuple[Route, ...] = field(default_factory=tuple)
+
+
+_INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "hud_poll_interval",
+                 "hud_per_page", "max_body_bytes"}
+_BOOL_SETTINGS = {"scheduler_enabled"}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from the environment (upper-case field names) and load routes."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "routes":
+            continue
+        raw = env.get(f.name.upper())
+        if raw is None or raw == "":
+            continue
+        if f.name in _INT_SETTINGS:
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise ConfigError(f"{f.name.upper()}: expected an integer, got {raw!r}") from None
+        elif f.name in _BOOL_SETTINGS:
+            values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            values[f.name] = raw
+    settings = Settings(**values)
+    routes = load_routes(settings.bot_config, default_channel=settings.slack_channel)
+    return Settings(**{**values, "routes": routes})
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+_ROUTE_FIELDS = {f.name: f for f in fields(Route)}
+_DURATION_KEYS = {"max_age", "remind_after", "remind_every", "escalate_after", "extend_interval"}
+_LIST_KEYS = {"oncall", "owners", "escalate_to", "resolvers"}
+_INT_KEYS = {"threshold", "remind_limit"}
+_REGEX_KEYS = {"workflows", "exclude"}
+_PRIORITY = re.compile(r"^P[0-3]$")
+_SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+def load_routes(path: str | None, default_channel: str | None = None) -> tuple[Route, ...]:
+    """Routes from the TOML file, or the one built-in Inductor route when there is none."""
+    if not path:
+        return (Route(channel=default_channel),)
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"BOT_CONFIG: file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"BOT_CONFIG: {path} is not valid TOML: {exc}") from None
+    return parse_routes(data, default_channel=default_channel)
+
+
+def parse_routes(data: Mapping[str, Any], default_channel: str | None = None) -> tuple[Route, ...]:
+    unknown = set(data) - {"defaults", "routes"}
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [defaults] "
+                          "and [[routes]]")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError("defaults: expected a table")
+    raw_routes = data.get("routes", [{}])
+    if not isinstance(raw_routes, list) or not raw_routes:
+        raise ConfigError("routes: expected at least one [[routes]] table")
+    routes: list[Route] = []
+    for index, raw in enumerate(raw_routes):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"routes[{index}]: expected a table")
+        merged = {**defaults, **raw}
+        routes.append(_route(merged, f"routes[{index}]", default_channel))
+    names = [r.name for r in routes]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"routes: names must be unique, {duplicates} repeat")
+    return tuple(routes)
+
+
+def _route(raw: Mapping[str, Any], where: str, default_channel: str | None) -> Route:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        at = f"{where}.{key}"
+        if key not in _ROUTE_FIELDS:
+            raise ConfigError(f"{at}: unknown key; known keys: {', '.join(sorted(_ROUTE_FIELDS))}")
+        if key in _DURATION_KEYS:
+            values[key] = _duration(value, at)
+        elif key in _LIST_KEYS:
+            values[key] = _slack_ids(value, at)
+        elif key in _INT_KEYS:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{at}: expected a positive integer, got {value!r}")
+            values[key] = value
+        elif key == "bisect":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{at}: expected a table")
+            values[key] = dict(value)
+        else:
+            if not isinstance(value, str):
+                raise ConfigError(f"{at}: expected a string, got {value!r}")
+            values[key] = value
+    for key in _REGEX_KEYS & values.keys():
+        try:
+            re.compile(values[key])
+        except re.error as exc:
+            raise ConfigError(f"{where}.{key}: invalid regular expression: {exc}") from None
+    priority = values.get("priority")
+    if priority is not None:
+        if not _PRIORITY.match(priority.upper()):
+            raise ConfigError(f"{where}.priority: expected P0, P1, P2 or P3, got {priority!r}")
+        values["priority"] = priority.upper()
+    if "repo" in values and values["repo"].count("/") != 1:
+        raise ConfigError(f"{where}.repo: expected owner/name, got {values['repo']!r}")
+    values.setdefault("channel", default_channel)
+    return Route(**values)
+
+
+def _duration(value: Any, at: str) -> timedelta:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"{at}: {exc}") from None
+    raise ConfigError(f"{at}: expected a duration such as \"30m\" or a number of seconds, "
+                      f"got {value!r}")
+
+
+def _slack_ids(value: Any, at: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"{at}: expected a list of Slack user or user-group ids")
+    for item in items:
+        if not _SLACK_ID.match(item):
+            raise ConfigError(f"{at}: {item!r} is not a Slack user (U.../W...) or "
+                              "user-group (S...) id")
+    return tuple(items)

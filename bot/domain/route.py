@@ -1,0 +1,59 @@
+"""A route: which jobs of which repository and branch are watched, and how they alert."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One routing rule, loaded from the TOML file (or the built-in default).
+
+    Only the matching fields matter to the domain; the Slack-facing fields ride along
+    so every part of the bot reads one definition of the route.
+    """
+
+    name: str = "inductor"
+    repo: str = "pytorch/pytorch"
+    branch: str = "main"
+    workflows: str = r"^inductor"
+    exclude: str = r"unstable|rerun_disabled_tests|mem_leak_check"
+    threshold: int = 3
+    max_age: timedelta = timedelta(hours=24)
+    team: str = "broken-inductor"
+    priority: str = "P2"
+    channel: str | None = None
+    oncall: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    escalate_to: tuple[str, ...] = ()
+    resolvers: tuple[str, ...] = ()  # who may resolve / bisect; empty = everyone
+    hud_url: str = "https://hud.pytorch.org/hud/{repo}/{branch}/0?name_filter={job_filter}"
+    grafana_url: str | None = None
+    runbook_url: str | None = None
+    remind_after: timedelta = timedelta(minutes=30)
+    remind_every: timedelta = timedelta(minutes=30)
+    remind_limit: int = 3
+    escalate_after: timedelta = timedelta(hours=2)
+    extend_interval: timedelta = timedelta(minutes=30)
+    bisect: dict[str, object] = field(default_factory=dict)
+
+    def watches_repo(self, repo: str, branch: str | None) -> bool:
+        return repo == self.repo and (branch is None or branch == self.branch)
+
+    def watches_job(self, workflow: str, job_name: str) -> bool:
+        """True when the workflow matches and the full job name is not excluded.
+
+        The exclusion applies to ``"<workflow> / <job name>"`` with shard details, since
+        markers such as ``unstable`` often sit inside the shard parentheses.
+        """
+        # re caches compiled patterns, so matching by pattern text costs no recompiles
+        if not re.search(self.workflows, workflow):
+            return False
+        return not (self.exclude and re.search(self.exclude, f"{workflow} / {job_name}"))
+
+    @property
+    def label(self) -> str:
+        """Human name of the watched jobs, for titles: ``inductor`` -> ``Inductor``."""
+        return self.name[:1].upper() + self.name[1:]

@@ -1,0 +1,146 @@
+"""The one ingest path: every source (webhooks, pollers, replay) feeds commits and results here.
+
+Each call runs in one write transaction: raw facts are stored, the touched cells are
+recomputed, and only the touched job keys are re-evaluated against the alert rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlite_utils
+
+from bot.domain.alerts import evaluate, meets_condition
+from bot.domain.jobkey import job_key as make_job_key
+from bot.domain.model import Commit, JobResult
+from bot.domain.route import Route
+from bot.domain.streak import compute_streak
+from bot.store import alerts as alert_store
+from bot.store import history
+from bot.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    """What one ingest call changed; the Slack side wakes up for ``alerts``."""
+
+    results_stored: int = 0
+    commits_placed: int = 0
+    alerts: set[int] = field(default_factory=set)
+    ignored: int = 0
+
+    def merge(self, other: IngestReport) -> None:
+        self.results_stored += other.results_stored
+        self.commits_placed += other.commits_placed
+        self.alerts |= other.alerts
+        self.ignored += other.ignored
+
+
+class Ingestor:
+    """Turns commits and job results into trunk order, cells, streaks and alert changes."""
+
+    def __init__(
+        self,
+        store: Store,
+        routes: Sequence[Route],
+        now: Callable[[], datetime],
+        on_change: Callable[[set[int]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.routes = tuple(routes)
+        self.now = now
+        self.on_change = on_change
+
+    # --- what is watched ------------------------------------------------------------------
+
+    def branches(self, repo: str) -> set[str]:
+        return {r.branch for r in self.routes if r.repo == repo}
+
+    def watches_commits(self, repo: str, branch: str | None) -> bool:
+        return branch is not None and branch in self.branches(repo)
+
+    def routes_for(self, repo: str, branch: str, workflow: str, job_name: str) -> list[Route]:
+        return [
+            r for r in self.routes
+            if r.repo == repo and r.branch == branch and r.watches_job(workflow, job_name)
+        ]
+
+    def watches_result(self, result: JobResult) -> bool:
+        return any(
+            r.repo == result.repo and r.watches_job(result.workflow, result.job_name)
+            for r in self.routes
+        )
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def commits(self, repo: str, branch: str, commits: Sequence[Commit], *,
+                after: str | None = None) -> IngestReport:
+        """Record commits (oldest first) and settle results that were waiting for them."""
+        report = IngestReport()
+        if not self.watches_commits(repo, branch):
+            report.ignored += 1
+            return report
+        with self.store.transaction() as db:
+            now = self.now()
+            placed = history.place_commits(db, repo, branch, commits, after=after, now=now)
+            report.commits_placed = len(placed)
+            for sha in placed:
+                for key in history.job_keys_at(db, repo, sha):
+                    self._refresh(db, repo, branch, key, sha, now, report)
+        self._notify(report)
+        return report
+
+    def results(self, results: Iterable[JobResult]) -> IngestReport:
+        """Record job attempts; each one re-evaluates only its own job key."""
+        report = IngestReport()
+        with self.store.transaction() as db:
+            now = self.now()
+            for result in results:
+                self._result(db, result, now, report)
+        self._notify(report)
+        return report
+
+    def result(self, result: JobResult) -> IngestReport:
+        return self.results([result])
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _result(self, db: sqlite_utils.Database, result: JobResult, now: datetime,
+                report: IngestReport) -> None:
+        if not self.watches_result(result):
+            report.ignored += 1
+            return
+        key = make_job_key(result.workflow, result.job_name)
+        if not history.record_result(db, result, key, now):
+            return
+        report.results_stored += 1
+        for branch in self.branches(result.repo):
+            self._refresh(db, result.repo, branch, key, result.sha, now, report)
+
+    def _refresh(self, db: sqlite_utils.Database, repo: str, branch: str, key: str, sha: str,
+                 now: datetime, report: IngestReport) -> None:
+        if not history.refresh_cell(db, repo, branch, key, sha):
+            return
+        workflow, _, job_name = key.partition(" / ")
+        routes = self.routes_for(repo, branch, workflow, job_name)
+        if not routes:
+            return
+        streak = compute_streak(history.walk_cells(db, repo, branch, key))
+        for route in routes:
+            condition = meets_condition(streak, route.threshold, route.max_age, now)
+            decision = evaluate(key, streak, condition, alert_store.open_alerts(db, route.name))
+            touched = alert_store.apply_decision(db, route, key, decision, now)
+            if touched is not None:
+                report.alerts.add(touched)
+
+    def _notify(self, report: IngestReport) -> None:
+        if report.alerts and self.on_change is not None:
+            try:
+                self.on_change(set(report.alerts))
+            except Exception:  # a wake-up failure must never undo a stored result
+                log.exception("alert change listener failed")

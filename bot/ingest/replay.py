@@ -1,0 +1,236 @@
+"""``python -m bot replay``: feed recorded HUD pages and GitHub deliveries through live ingest.
+
+Nothing is sent anywhere. "Now" is the time of the newest input read so far, so each
+alert is judged as the live bot would have judged it when that input arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.config import ConfigError, load_routes
+from bot.domain.route import Route
+from bot.ingest.github_payloads import PayloadError, parse_push, parse_workflow_job
+from bot.ingest.hud import parse_hud_page
+from bot.ingest.pipeline import Ingestor, IngestReport
+from bot.store.db import Store
+from bot.store.details import AlertDetail, alert_detail, alert_ids
+
+
+class ReplayClock:
+    """The newest timestamp seen in the inputs so far."""
+
+    def __init__(self) -> None:
+        self.current: datetime | None = None
+
+    def see(self, *times: datetime | None) -> None:
+        for when in times:
+            if when is not None and (self.current is None or when > self.current):
+                self.current = when
+
+    def __call__(self) -> datetime:
+        return self.current or datetime.now(UTC)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="replay recorded HUD pages / GitHub deliveries and print the alerts",
+        description=__doc__)
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="HUD API responses (*.json) and NDJSON files of GitHub deliveries")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--db", help="SQLite file to keep (default: a temporary file)")
+    parser.add_argument("--config", help="routing TOML (default: $BOT_CONFIG or built-in)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        routes = load_routes(args.config or os.environ.get("BOT_CONFIG"))
+    except ConfigError as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(args.db or Path(tmp) / "replay.db")
+        store.migrate()
+        try:
+            details, problems = replay(store, routes, [Path(p) for p in args.paths], sys.stderr)
+        finally:
+            store.close()
+    if args.format == "json":
+        json.dump({"alerts": [alert_json(d) for d in details]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(details))
+    return 1 if problems and not details and problems.get("fatal") else 0
+
+
+def replay(store: Store, routes: tuple[Route, ...], paths: list[Path],
+           errors: TextIO) -> tuple[list[AlertDetail], dict[str, int]]:
+    """Replay every input in order; returns all alerts (oldest first) and problem counts."""
+    clock = ReplayClock()
+    ingestor = Ingestor(store, routes, clock)
+    problems: dict[str, int] = {}
+    report = IngestReport()
+    for path in _expand(paths):
+        if not path.exists():
+            print(f"{path}: no such file", file=errors)
+            problems["missing"] = problems.get("missing", 0) + 1
+            continue
+        if _is_hud(path):
+            _replay_hud(path, ingestor, clock, report, errors, problems)
+        else:
+            _replay_ndjson(path, ingestor, clock, report, errors, problems)
+    db = store.db
+    details = [d for i in alert_ids(db) if (d := alert_detail(db, i)) is not None]
+    return details, problems
+
+
+def _expand(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix in (".json", ".ndjson",
+                                                                        ".jsonl"))
+        else:
+            yield path
+
+
+def _is_hud(path: Path) -> bool:
+    if path.suffix in (".ndjson", ".jsonl"):
+        return False
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    return b'"shaGrid"' in head or path.suffix == ".json" and b'"event"' not in head[:200]
+
+
+def _replay_hud(path: Path, ingestor: Ingestor, clock: ReplayClock, report: IngestReport,
+                errors: TextIO, problems: dict[str, int]) -> None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"{path}: not a JSON document: {exc}", file=errors)
+        problems["malformed"] = problems.get("malformed", 0) + 1
+        return
+    pages = data if isinstance(data, list) else [data]
+    for index, raw in enumerate(pages):
+        for route_repo, route_branch in sorted({(r.repo, r.branch) for r in ingestor.routes}):
+            try:
+                page = parse_hud_page(raw, route_repo)
+            except PayloadError as exc:
+                print(f"{path}[{index}]: {exc}", file=errors)
+                problems["malformed"] = problems.get("malformed", 0) + 1
+                break
+            clock.see(*(c.time for c in page.commits))
+            report.merge(ingestor.commits(route_repo, route_branch, list(reversed(page.commits))))
+            report.merge(ingestor.results(page.results))
+
+
+def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: IngestReport,
+                   errors: TextIO, problems: dict[str, int]) -> None:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                _replay_delivery(json.loads(line), ingestor, clock, report)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                print(f"{path}:{number}: skipped: {exc}", file=errors)
+                problems["malformed"] = problems.get("malformed", 0) + 1
+
+
+def _replay_delivery(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
+                     report: IngestReport) -> None:
+    if not isinstance(delivery, dict) or "event" not in delivery or "payload" not in delivery:
+        raise ValueError('expected {"event": ..., "payload": {...}}')
+    event, payload = delivery["event"], delivery["payload"]
+    if event == "push":
+        push = parse_push(payload)
+        clock.see(*(c.time for c in push.commits))
+        if push.branch is None or push.deleted:
+            report.ignored += 1
+            return
+        report.merge(ingestor.commits(push.repo, push.branch, push.commits, after=push.before))
+    elif event == "workflow_job":
+        result = parse_workflow_job(payload)
+        clock.see(result.completed_at, result.started_at)
+        report.merge(ingestor.result(result))
+    else:
+        report.ignored += 1
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def alert_json(d: AlertDetail) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "state": "resolved" if d.state == "resolved" else "open",
+        "repo": d.repo,
+        "branch": d.branch,
+        "route": d.route,
+        "team": d.team,
+        "priority": d.priority,
+        "opened_at": d.opened_at.isoformat(),
+        "resolved_at": d.resolved_at.isoformat() if d.resolved_at else None,
+        "resolved_sha": d.resolved_sha,
+        "first_failing_sha": d.first_red.sha if d.first_red else None,
+        "last_green_sha": d.last_green.sha if d.last_green else None,
+        "suspect_count": d.suspect_count,
+        "suspects": [c.sha for c in d.suspects],
+        "jobs": [
+            {
+                "key": j.key,
+                "streak": j.streak,
+                "first_failing_sha": j.first_failing_sha,
+                "newest_failing_sha": j.newest_failing_sha,
+                "last_green_sha": j.last_green_sha,
+                "recovered": j.recovered,
+                "flaky": j.flaky,
+                "log_url": j.log_url or j.html_url,
+            }
+            for j in d.jobs
+        ],
+    }
+
+
+def render_text(details: list[AlertDetail]) -> str:
+    if not details:
+        return "No alerts.\n"
+    out: list[str] = []
+    for d in details:
+        state = "RESOLVED" if d.state == "resolved" else d.state.upper()
+        active = [j for j in d.jobs if not j.recovered]
+        out.append(f"#{d.id} [{d.priority}] {d.team}: {len(active) or len(d.jobs)} "
+                   f"{d.route} job(s) failing on {d.repo}@{d.branch}  {state}")
+        out.append(f"  opened {d.opened_at:%Y-%m-%d %H:%M} UTC"
+                   + (f", resolved {d.resolved_at:%Y-%m-%d %H:%M} UTC at {d.resolved_sha[:10]}"
+                      if d.resolved_at and d.resolved_sha else ""))
+        green = d.last_green.sha[:10] if d.last_green else "unknown"
+        red = d.first_red.sha[:10] if d.first_red else "?"
+        out.append(f"  range: last green {green} .. first red {red} "
+                   f"({d.suspect_count} suspect{'s' if d.suspect_count != 1 else ''})")
+        for j in d.jobs:
+            marks = " [recovered]" if j.recovered else ""
+            marks += " [flaky seen]" if j.flaky else ""
+            out.append(f"  - {j.key}: streak {j.streak}, first {j.first_failing_sha[:10]}, "
+                       f"newest {j.newest_failing_sha[:10]}{marks}")
+            if j.log_url or j.html_url:
+                out.append(f"      log: {j.log_url or j.html_url}")
+            if j.failure_line:
+                out.append(f"      {j.failure_line[:200]}")
+        for c in d.suspects[:10]:
+            pr = f" (#{c.pr_number})" if c.pr_number and f"#{c.pr_number}" not in c.title else ""
+            out.append(f"    suspect {c.sha[:10]} {c.title[:80]}{pr} by {c.author or '?'}")
+        if d.suspect_count > 10:
+            out.append(f"    ... +{d.suspect_count - 10} more suspects")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,394 @@
+"""Trunk order, raw job results and the cells derived from them.
+
+Raw results and commits are the source of truth; cells are a cache of
+``cell_status`` per (job key, commit) with the commit's position copied in, so the
+streak walk is one index range scan that stops at the first pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlite_utils
+
+from bot.domain.cells import cell_status, cell_time
+from bot.domain.model import CellStatus, Commit, JobResult, PlacedCell
+from bot.store.codec import from_iso, from_json_list, to_iso, to_json_list
+
+log = logging.getLogger(__name__)
+
+# Positions are spaced so that commits learnt late (an older HUD page, a push we
+# missed) can be slotted between known ones without renumbering history.
+GAP = 1 << 16
+
+STATUS_RANK = {"queued": 0, "waiting": 0, "requested": 0, "pending": 1, "in_progress": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedCommit:
+    sha: str
+    position: int
+    title: str
+    author: str
+    pr_number: int | None
+    time: datetime | None
+    url: str | None
+
+
+def _status_rank(status: str) -> int:
+    return STATUS_RANK.get(status, 2)  # completed (or anything final) outranks the rest
+
+
+# --- commits ------------------------------------------------------------------------------
+
+
+def commit_positions(db: sqlite_utils.Database, repo: str, branch: str,
+                     shas: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(shas), 500):
+        chunk = list(shas[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        for sha, pos in db.execute(
+            f"SELECT sha, position FROM commits WHERE repo = ? AND branch = ? AND sha IN ({marks})",
+            [repo, branch, *chunk],
+        ):
+            found[sha] = pos
+    return found
+
+
+def _neighbour(db: sqlite_utils.Database, repo: str, branch: str, position: int,
+               newer: bool) -> int | None:
+    op, order = (">", "ASC") if newer else ("<", "DESC")
+    row = db.execute(
+        f"SELECT position FROM commits WHERE repo = ? AND branch = ? AND position {op} ? "
+        f"ORDER BY position {order} LIMIT 1",
+        [repo, branch, position],
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _bounds(db: sqlite_utils.Database, repo: str, branch: str) -> tuple[int | None, int | None]:
+    row = db.execute(
+        "SELECT min(position), max(position) FROM commits WHERE repo = ? AND branch = ?",
+        [repo, branch],
+    ).fetchone()
+    return row[0], row[1]
+
+
+def _oldest_time(db: sqlite_utils.Database, repo: str, branch: str) -> datetime | None:
+    row = db.execute(
+        "SELECT time FROM commits WHERE repo = ? AND branch = ? ORDER BY position ASC LIMIT 1",
+        [repo, branch],
+    ).fetchone()
+    return None if row is None else from_iso(row[0])
+
+
+def _shift(db: sqlite_utils.Database, repo: str, branch: str, above: int, by: int) -> None:
+    """Move every position above ``above`` up by ``by`` (rare: only when a gap is full)."""
+    log.info("renumbering trunk order of %s@%s above %d by %d", repo, branch, above, by)
+    params = [by, repo, branch, above]
+    db.execute("UPDATE commits SET position = position + ? WHERE repo = ? AND branch = ? "
+               "AND position > ?", params)
+    db.execute("UPDATE cells SET position = position + ? WHERE repo = ? AND branch = ? "
+               "AND position > ?", params)
+    for column in ("first_failing_pos", "newest_failing_pos", "last_green_pos"):
+        db.execute(
+            f"UPDATE alert_jobs SET {column} = {column} + ? WHERE {column} > ? AND alert_id IN "
+            "(SELECT id FROM alerts WHERE repo = ? AND branch = ?)",
+            [by, above, repo, branch],
+        )
+    for column in ("range_last_green", "range_first_failing"):
+        db.execute(
+            f"UPDATE alerts SET {column} = {column} + ? WHERE {column} > ? AND repo = ? "
+            "AND branch = ?",
+            [by, above, repo, branch],
+        )
+
+
+def _slots_after(db: sqlite_utils.Database, repo: str, branch: str, anchor: int,
+                 count: int) -> list[int]:
+    """``count`` free positions strictly between ``anchor`` and the next known commit."""
+    upper = _neighbour(db, repo, branch, anchor, newer=True)
+    if upper is None:
+        return [anchor + GAP * (i + 1) for i in range(count)]
+    if upper - anchor <= count:
+        _shift(db, repo, branch, anchor, GAP * (count + 1))
+        upper = upper + GAP * (count + 1)
+    step = (upper - anchor) // (count + 1)
+    return [anchor + step * (i + 1) for i in range(count)]
+
+
+def _slots_before(db: sqlite_utils.Database, repo: str, branch: str, anchor: int,
+                  count: int) -> list[int]:
+    """``count`` free positions strictly between the previous known commit and ``anchor``."""
+    lower = _neighbour(db, repo, branch, anchor, newer=False)
+    if lower is None:
+        return [anchor - GAP * (count - i) for i in range(count)]
+    return _slots_after(db, repo, branch, lower, count)
+
+
+def place_commits(
+    db: sqlite_utils.Database,
+    repo: str,
+    branch: str,
+    commits: Sequence[Commit],
+    *,
+    after: str | None = None,
+    now: datetime,
+) -> list[str]:
+    """Record commits, given oldest first, in trunk order; returns the newly placed shas.
+
+    Known commits in the batch anchor the unknown ones next to them. ``after`` (a push's
+    ``before`` sha) anchors a batch that shares no commit with history. A batch with no
+    anchor at all goes after the newest known commit, unless its commits are all older
+    than the oldest known one (an older HUD page), in which case it goes before it.
+    """
+    if not commits:
+        return []
+    known = commit_positions(db, repo, branch, [c.sha for c in commits])
+    # metadata may improve (a push knows less than HUD): refresh known rows
+    for commit in commits:
+        if commit.sha in known:
+            _refresh_commit(db, repo, branch, commit)
+    unknown_runs: list[tuple[int | None, list[Commit]]] = []  # (anchor index, run)
+    run: list[Commit] = []
+    last_known_index: int | None = None
+    for index, commit in enumerate(commits):
+        if commit.sha in known:
+            if run:
+                unknown_runs.append((last_known_index, run))
+                run = []
+            last_known_index = index
+        else:
+            run.append(commit)
+    if run:
+        unknown_runs.append((last_known_index, run))
+
+    placed: list[str] = []
+    for anchor_index, batch in unknown_runs:
+        if anchor_index is not None:
+            slots = _slots_after(db, repo, branch, known[commits[anchor_index].sha], len(batch))
+        else:
+            next_index = commits.index(batch[-1]) + 1
+            if next_index < len(commits):  # a known commit right after this run
+                slots = _slots_before(db, repo, branch, known[commits[next_index].sha], len(batch))
+            else:
+                slots = _slots_unanchored(db, repo, branch, batch, after)
+        for commit, position in zip(batch, slots, strict=True):
+            _insert_commit(db, repo, branch, commit, position, now)
+            known[commit.sha] = position
+            placed.append(commit.sha)
+    return placed
+
+
+def _slots_unanchored(db: sqlite_utils.Database, repo: str, branch: str,
+                      batch: Sequence[Commit], after: str | None) -> list[int]:
+    if after is not None:
+        anchor = commit_positions(db, repo, branch, [after]).get(after)
+        if anchor is not None:
+            return _slots_after(db, repo, branch, anchor, len(batch))
+    low, high = _bounds(db, repo, branch)
+    if high is None:
+        return [GAP * (i + 1) for i in range(len(batch))]
+    oldest = _oldest_time(db, repo, branch)
+    newest_in_batch = max((c.time for c in batch if c.time), default=None)
+    if after is None and oldest and newest_in_batch and newest_in_batch < oldest:
+        assert low is not None
+        return _slots_before(db, repo, branch, low, len(batch))
+    if after is not None:
+        log.warning("push to %s@%s after unknown commit %s: appended at the head",
+                    repo, branch, after[:12])
+    return [high + GAP * (i + 1) for i in range(len(batch))]
+
+
+def _insert_commit(db: sqlite_utils.Database, repo: str, branch: str, commit: Commit,
+                   position: int, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO commits (repo, branch, sha, position, title, author, pr_number, time, url, "
+        "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [repo, branch, commit.sha, position, commit.title, commit.author, commit.pr_number,
+         to_iso(commit.time), commit.url, to_iso(now)],
+    )
+
+
+def _refresh_commit(db: sqlite_utils.Database, repo: str, branch: str, commit: Commit) -> None:
+    db.execute(
+        "UPDATE commits SET title = coalesce(nullif(?, ''), title), "
+        "author = coalesce(nullif(?, ''), author), pr_number = coalesce(?, pr_number), "
+        "time = coalesce(time, ?), url = coalesce(url, ?) "
+        "WHERE repo = ? AND branch = ? AND sha = ?",
+        [commit.title, commit.author, commit.pr_number, to_iso(commit.time), commit.url,
+         repo, branch, commit.sha],
+    )
+
+
+def get_commit(db: sqlite_utils.Database, repo: str, branch: str, sha: str) -> PlacedCommit | None:
+    row = db.execute(
+        "SELECT sha, position, title, author, pr_number, time, url FROM commits "
+        "WHERE repo = ? AND branch = ? AND sha = ?", [repo, branch, sha]).fetchone()
+    return _placed(row) if row else None
+
+
+def commits_between(db: sqlite_utils.Database, repo: str, branch: str, low: int | None,
+                    high: int, limit: int | None = None) -> list[PlacedCommit]:
+    """Commits with ``low < position <= high``, oldest first (the suspects of a range)."""
+    sql = ("SELECT sha, position, title, author, pr_number, time, url FROM commits "
+           "WHERE repo = ? AND branch = ? AND position <= ? AND on_branch = 1")
+    params: list[object] = [repo, branch, high]
+    if low is not None:
+        sql += " AND position > ?"
+        params.append(low)
+    sql += " ORDER BY position ASC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [_placed(row) for row in db.execute(sql, params)]
+
+
+def count_between(db: sqlite_utils.Database, repo: str, branch: str, low: int | None,
+                  high: int) -> int:
+    sql = ("SELECT count(*) FROM commits WHERE repo = ? AND branch = ? AND position <= ? "
+           "AND on_branch = 1")
+    params: list[object] = [repo, branch, high]
+    if low is not None:
+        sql += " AND position > ?"
+        params.append(low)
+    return db.execute(sql, params).fetchone()[0]
+
+
+def newer_commits(db: sqlite_utils.Database, repo: str, branch: str, position: int,
+                  limit: int = 1) -> list[PlacedCommit]:
+    return [_placed(row) for row in db.execute(
+        "SELECT sha, position, title, author, pr_number, time, url FROM commits "
+        "WHERE repo = ? AND branch = ? AND position > ? ORDER BY position ASC LIMIT ?",
+        [repo, branch, position, limit])]
+
+
+def _placed(row: tuple) -> PlacedCommit:
+    sha, position, title, author, pr_number, time, url = row
+    return PlacedCommit(sha, position, title, author, pr_number, from_iso(time), url)
+
+
+# --- job results ----------------------------------------------------------------------------
+
+
+def record_result(db: sqlite_utils.Database, result: JobResult, job_key: str,
+                  now: datetime) -> bool:
+    """Store one attempt; returns False when it changes nothing (a redelivery, a stale status).
+
+    GitHub sends queued, in_progress and completed for one job id, possibly out of
+    order; a later status never gives way to an earlier one.
+    """
+    existing = db.execute(
+        "SELECT status, conclusion, failure_lines, log_url, html_url FROM job_results "
+        "WHERE repo = ? AND job_id = ?", [result.repo, result.job_id]).fetchone()
+    lines = to_json_list(result.failure_lines)
+    if existing is not None:
+        status, conclusion, old_lines, log_url, html_url = existing
+        if _status_rank(result.status) < _status_rank(status):
+            return False
+        same = (status == result.status and conclusion == result.conclusion
+                and (old_lines == lines or not result.failure_lines)
+                and (log_url == result.log_url or result.log_url is None)
+                and (html_url == result.html_url or result.html_url is None))
+        if same:
+            return False
+    db.execute(
+        "INSERT INTO job_results (repo, job_id, sha, branch, workflow, job_name, job_key, run_id, "
+        "attempt, status, conclusion, html_url, log_url, started_at, completed_at, failure_lines, "
+        "source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (repo, job_id) DO UPDATE SET status = excluded.status, "
+        "conclusion = excluded.conclusion, html_url = coalesce(excluded.html_url, html_url), "
+        "log_url = coalesce(excluded.log_url, log_url), "
+        "started_at = coalesce(excluded.started_at, started_at), "
+        "completed_at = coalesce(excluded.completed_at, completed_at), "
+        "failure_lines = CASE WHEN excluded.failure_lines = '[]' THEN failure_lines "
+        "ELSE excluded.failure_lines END, received_at = excluded.received_at",
+        [result.repo, result.job_id, result.sha, result.branch, result.workflow, result.job_name,
+         job_key, result.run_id, result.attempt, result.status, result.conclusion,
+         result.html_url, result.log_url, to_iso(result.started_at), to_iso(result.completed_at),
+         lines, result.source, to_iso(now)],
+    )
+    return True
+
+
+def results_for_cell(db: sqlite_utils.Database, repo: str, job_key: str,
+                     sha: str) -> list[JobResult]:
+    return [
+        JobResult(
+            repo=repo, sha=sha, workflow=row[0], job_name=row[1], job_id=row[2], status=row[3],
+            conclusion=row[4], run_id=row[5], attempt=row[6], branch=row[7], html_url=row[8],
+            log_url=row[9], started_at=from_iso(row[10]), completed_at=from_iso(row[11]),
+            failure_lines=from_json_list(row[12]), source=row[13],
+        )
+        for row in db.execute(
+            "SELECT workflow, job_name, job_id, status, conclusion, run_id, attempt, branch, "
+            "html_url, log_url, started_at, completed_at, failure_lines, source FROM job_results "
+            "WHERE repo = ? AND job_key = ? AND sha = ?", [repo, job_key, sha])
+    ]
+
+
+def job_keys_at(db: sqlite_utils.Database, repo: str, sha: str) -> list[str]:
+    return [row[0] for row in db.execute(
+        "SELECT DISTINCT job_key FROM job_results WHERE repo = ? AND sha = ?", [repo, sha])]
+
+
+# --- cells ----------------------------------------------------------------------------------
+
+
+def refresh_cell(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
+                 sha: str) -> bool:
+    """Recompute one cell from its raw results; returns True when it changed.
+
+    Does nothing for a commit whose place in trunk order is not known yet: its results
+    wait in ``job_results`` and ``place_commits`` callers refresh them later.
+    """
+    commit = get_commit(db, repo, branch, sha)
+    if commit is None:
+        return False
+    results = results_for_cell(db, repo, job_key, sha)
+    status = cell_status(results)
+    time = to_iso(cell_time(results, commit.time))
+    row = db.execute(
+        "SELECT status, time, position FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
+        "AND sha = ?", [repo, branch, job_key, sha]).fetchone()
+    if row is not None and row == (status.value, time, commit.position):
+        return False
+    db.execute(
+        "INSERT INTO cells (repo, branch, job_key, sha, position, status, time) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, branch, job_key, sha) DO UPDATE SET "
+        "status = excluded.status, time = excluded.time, position = excluded.position",
+        [repo, branch, job_key, sha, commit.position, status.value, time],
+    )
+    return row is None or row[0] != status.value or row[2] != commit.position
+
+
+def walk_cells(db: sqlite_utils.Database, repo: str, branch: str,
+               job_key: str) -> Iterator[PlacedCell]:
+    """Cells of one job key, newest commit first, read lazily in pages."""
+    before: int | None = None
+    page = 64
+    while True:
+        sql = ("SELECT position, sha, status, time FROM cells WHERE repo = ? AND branch = ? "
+               "AND job_key = ?")
+        params: list[object] = [repo, branch, job_key]
+        if before is not None:
+            sql += " AND position < ?"
+            params.append(before)
+        sql += " ORDER BY position DESC LIMIT ?"
+        params.append(page)
+        rows = db.execute(sql, params).fetchall()
+        for position, sha, status, time in rows:
+            yield PlacedCell(position, sha, CellStatus(status), from_iso(time))
+        if len(rows) < page:
+            return
+        before = rows[-1][0]
+        page = min(page * 4, 4096)
+
+
+def cell_rows(db: sqlite_utils.Database, repo: str, branch: str,
+              job_key: str) -> list[PlacedCell]:
+    return list(walk_cells(db, repo, branch, job_key))

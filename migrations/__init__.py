@@ -1,0 +1,139 @@
+"""The database schema, as named migrations applied in order by ``sqlite_utils.Migrations``.
+
+Never edit a migration that has shipped: add a new one. ``python -m bot migrate``
+applies whatever is pending and is safe to run any number of times.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("inductor-bot")
+
+
+@migrations()
+def m001_ci_history(db: Database) -> None:
+    """Raw CI facts, kept whole so every derived table can be recomputed from them."""
+    db.executescript(
+        """
+        CREATE TABLE commits (
+            repo TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            author TEXT NOT NULL DEFAULT '',
+            pr_number INTEGER,
+            time TEXT,
+            url TEXT,
+            on_branch INTEGER NOT NULL DEFAULT 1,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (repo, branch, sha)
+        );
+        CREATE INDEX commits_position ON commits (repo, branch, position);
+
+        CREATE TABLE job_results (
+            repo TEXT NOT NULL,
+            job_id INTEGER NOT NULL,
+            sha TEXT NOT NULL,
+            branch TEXT,
+            workflow TEXT NOT NULL,
+            job_name TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            run_id INTEGER,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            status TEXT NOT NULL,
+            conclusion TEXT,
+            html_url TEXT,
+            log_url TEXT,
+            started_at TEXT,
+            completed_at TEXT,
+            failure_lines TEXT NOT NULL DEFAULT '[]',
+            source TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (repo, job_id)
+        );
+        CREATE INDEX job_results_cell ON job_results (repo, job_key, sha);
+        CREATE INDEX job_results_sha ON job_results (repo, sha);
+
+        CREATE TABLE cells (
+            repo TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            time TEXT,
+            PRIMARY KEY (repo, branch, job_key, sha)
+        );
+        CREATE INDEX cells_walk ON cells (repo, branch, job_key, position);
+
+        CREATE TABLE deliveries (
+            source TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT,
+            PRIMARY KEY (source, delivery_id)
+        );
+        """
+    )
+
+
+@migrations()
+def m002_alerts(db: Database) -> None:
+    """Alerts, the jobs in them, and each alert's timeline of events."""
+    db.executescript(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            route TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            team TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'streak',
+            title TEXT,
+            state TEXT NOT NULL DEFAULT 'open',
+            opened_at TEXT NOT NULL,
+            resolved_at TEXT,
+            resolved_sha TEXT,
+            resolved_by TEXT,
+            resolve_reason TEXT,
+            range_last_green INTEGER,
+            range_first_failing INTEGER,
+            version INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX alerts_open ON alerts (route, state);
+
+        CREATE TABLE alert_jobs (
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            job_key TEXT NOT NULL,
+            streak INTEGER NOT NULL,
+            first_failing_sha TEXT NOT NULL,
+            first_failing_pos INTEGER NOT NULL,
+            newest_failing_sha TEXT NOT NULL,
+            newest_failing_pos INTEGER NOT NULL,
+            newest_failing_time TEXT,
+            last_green_sha TEXT,
+            last_green_pos INTEGER,
+            recovered INTEGER NOT NULL DEFAULT 0,
+            recovered_sha TEXT,
+            joined_at TEXT NOT NULL,
+            recovered_at TEXT,
+            PRIMARY KEY (alert_id, job_key)
+        );
+        CREATE INDEX alert_jobs_key ON alert_jobs (job_key, recovered);
+
+        CREATE TABLE alert_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            kind TEXT NOT NULL,
+            actor TEXT,
+            at TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX alert_events_alert ON alert_events (alert_id, id);
+        """
+    )

@@ -1,0 +1,1 @@
+"""Shared test support: synthetic trunk histories and process helpers."""
