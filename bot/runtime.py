@@ -11,9 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.health import Health
 from bot.ingest.pipeline import Ingestor
+from bot.schedule import Scheduler
+from bot.slack import outbox
+from bot.slack.client import ConsoleApi, SlackApi, WebApi
+from bot.slack.sender import Sender
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -24,24 +28,71 @@ def utc_now() -> datetime:
 
 
 class Bot:
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+    """Everything one ``serve`` process runs, built from settings; ``start``/``stop`` threads."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now,
+                 sender_options: dict[str, Any] | None = None) -> None:
+        if settings.slack_bot_token and not (settings.slack_signing_secret
+                                             or settings.slack_app_token):
+            raise ConfigError("SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET (HTTP "
+                              "mode) nor SLACK_APP_TOKEN (Socket Mode) is")
         self.settings = settings
         self.clock = clock
         self.health = Health()
         self.store = Store(settings.database_path)
+        self.routes = {r.name: r for r in settings.routes}
+        self.console = not settings.slack_bot_token
+        self.slack_api: SlackApi = (
+            ConsoleApi() if self.console
+            else WebApi(settings.slack_bot_token or "", settings.slack_api_url))
+        self.sender = Sender(
+            self.store, self.slack_api, self.routes, self.health,
+            default_channel=settings.slack_channel or ("console" if self.console else None),
+            clock=clock, **(sender_options or {}))
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed)
+        self.scheduler = Scheduler(self.store, self.health, clock)
+        self.bolt = None
+        self._socket_handler: object | None = None
+        self._started = False
 
     def alerts_changed(self, alert_ids: set[int]) -> None:
-        """Hook for delivery: called after a transaction changed these alerts."""
-        log.debug("alerts changed: %s", sorted(alert_ids))
+        """Called after a transaction changed these alerts: the sender has work."""
+        self.sender.wake(alert_ids)
 
     def start(self) -> None:
         pending = self.store.pending_migrations()
         if pending:
             raise RuntimeError(f"database {self.settings.database_path} needs migrations "
                                f"{pending}: run `python -m bot migrate`")
+        from bot.slack.bolt_app import build_bolt_app, start_socket_mode
+
+        self.bolt = build_bolt_app(self)
+        if self.console:
+            log.info("console mode: no SLACK_BOT_TOKEN, Slack messages are written to the log")
+        self.sender.start()
+        self._register_jobs()
+        if self.settings.scheduler_enabled:
+            self.scheduler.start()
+        if self.bolt is not None and self.settings.slack_app_token:
+            self._socket_handler = start_socket_mode(self.bolt, self.settings.slack_app_token)
+        self._started = True
+
+    def _register_jobs(self) -> None:
+        """Each part of the bot that needs periodic work adds its jobs here."""
+        for module_name in ("bot.ingest.pollers", "bot.slack.reminders"):
+            try:
+                module = __import__(module_name, fromlist=["register_jobs"])
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                continue
+            module.register_jobs(self)
 
     def stop(self) -> None:
+        self.scheduler.stop()
+        if self._socket_handler is not None:
+            self._socket_handler.close()  # type: ignore[attr-defined]
+        self.sender.stop()
         self.store.close()
 
     def health_report(self) -> dict[str, Any]:
@@ -49,9 +100,12 @@ class Bot:
         try:
             self.store.db.execute("SELECT 1").fetchone()
             report["database"] = "ok"
+            report["outbox"] = outbox.backlog(self.store.db)
         except Exception as exc:  # any failure here means unhealthy, whatever its type
             report["database"] = f"error: {exc}"
             report["ok"] = False
+        report["slack"] = "console" if self.console else (
+            "socket mode" if self.settings.slack_app_token else "http")
         report.update(self.health.snapshot())
         if report["problems"]:
             report["ok"] = False

@@ -137,3 +137,55 @@ def m002_alerts(db: Database) -> None:
         CREATE INDEX alert_events_alert ON alert_events (alert_id, id);
         """
     )
+
+
+@migrations()
+def m003_slack_delivery(db: Database) -> None:
+    """The Slack outbox: one parent message per alert, one thread reply per notable event.
+
+    ``slack_parents.rendered_version`` trails ``alerts.version``: the sender edits the
+    parent whenever the alert moved on, so many quick changes become one edit.
+    ``post_started_at`` marks a post that may have reached Slack without its ``ts``
+    being recorded; the sender looks for it before posting again.
+    """
+    db.executescript(
+        """
+        CREATE TABLE slack_parents (
+            alert_id INTEGER PRIMARY KEY REFERENCES alerts(id),
+            channel TEXT NOT NULL,
+            ts TEXT,
+            rendered_version INTEGER NOT NULL DEFAULT 0,
+            post_started_at TEXT,
+            posted_at TEXT,
+            updated_at TEXT,
+            covered_event_id INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE slack_replies (
+            event_id INTEGER PRIMARY KEY REFERENCES alert_events(id),
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            state TEXT NOT NULL,
+            ts TEXT,
+            post_started_at TEXT,
+            done_at TEXT
+        );
+        CREATE INDEX slack_replies_alert ON slack_replies (alert_id, state);
+
+        CREATE TABLE slack_failures (
+            target TEXT PRIMARY KEY,
+            channel TEXT,
+            error TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            first_at TEXT NOT NULL,
+            last_at TEXT NOT NULL,
+            retry_at TEXT NOT NULL,
+            permanent INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        """
+    )

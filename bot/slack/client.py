@@ -1,0 +1,135 @@
+"""Calling Slack: one function per Web API call, every failure turned into a named error.
+
+The sender decides what to do by the error's type (wait, back off, ask a human,
+fall back to plain text), never by string-matching at the call site.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from typing import Any, Protocol
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
+
+# errors a retry cannot fix until someone changes Slack or the configuration
+PERMANENT = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
+    "account_inactive", "token_revoked", "token_expired", "missing_scope", "no_permission",
+    "restricted_action", "team_access_not_granted", "ekm_access_denied", "org_login_required",
+})
+# errors that mean our message itself was refused
+REJECTED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text",
+                      "invalid_metadata_format", "invalid_metadata_schema", "too_many_attachments"})
+GONE = frozenset({"message_not_found", "cant_update_message", "thread_not_found"})
+
+
+class SlackError(Exception):
+    """A Slack call that did not succeed; ``code`` is Slack's error string or HTTP status."""
+
+    def __init__(self, method: str, code: str) -> None:
+        super().__init__(f"{method}: {code}")
+        self.method = method
+        self.code = code
+
+
+class RateLimited(SlackError):
+    def __init__(self, method: str, retry_after: float) -> None:
+        super().__init__(method, f"ratelimited (retry after {retry_after:g}s)")
+        self.retry_after = retry_after
+
+
+class Transient(SlackError):
+    """5xx, timeouts, connection failures: back off and try again."""
+
+
+class Permanent(SlackError):
+    """Needs a human (invite the bot, fix the token or channel); retried slowly meanwhile."""
+
+
+class Rejected(SlackError):
+    """Slack refused the message's content; resend as plain text."""
+
+
+class MessageGone(SlackError):
+    """The message to edit or reply to no longer exists."""
+
+
+class SlackApi(Protocol):
+    """The calls the bot makes; the real client and the console stand-in both provide them."""
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]: ...
+
+
+def _classify(method: str, exc: SlackApiError) -> SlackError:
+    response = exc.response
+    status = getattr(response, "status_code", 200)
+    code = str(response.get("error", "")) if hasattr(response, "get") else ""
+    if status == 429 or code == "ratelimited":
+        headers = getattr(response, "headers", {}) or {}
+        raw = headers.get("Retry-After") or headers.get("retry-after") or "1"
+        try:
+            retry_after = float(raw)
+        except ValueError:
+            retry_after = 1.0
+        return RateLimited(method, retry_after)
+    if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable",
+                                 "request_timeout"):
+        return Transient(method, code or f"HTTP {status}")
+    if code in PERMANENT:
+        return Permanent(method, code)
+    if code in REJECTED:
+        return Rejected(method, code)
+    if code in GONE:
+        return MessageGone(method, code)
+    return Transient(method, code or f"HTTP {status}")
+
+
+class WebApi:
+    """The real Web API through ``slack_sdk`` (``SLACK_API_URL`` is its base URL)."""
+
+    def __init__(self, token: str, base_url: str, timeout: float = 10.0) -> None:
+        self.client = WebClient(token=token, base_url=base_url, timeout=timeout)
+        # the sender owns retries (durably, in SQLite); the SDK's own would double them
+        self.client.retry_handlers = []
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        try:
+            if method in ("conversations.history", "conversations.replies", "users.info",
+                          "users.lookupByEmail", "chat.getPermalink", "usergroups.users.list"):
+                response = self.client.api_call(method, http_verb="GET", params=params)
+            else:
+                response = self.client.api_call(method, json=params)
+        except SlackApiError as exc:
+            raise _classify(method, exc) from None
+        except (OSError, TimeoutError) as exc:  # URLError is an OSError
+            raise Transient(method, f"{type(exc).__name__}: {exc}") from None
+        return dict(response.data) if isinstance(response.data, dict) else {"ok": True}
+
+
+class ConsoleApi:
+    """Console mode (no ``SLACK_BOT_TOKEN``): log what would be posted, answer like Slack."""
+
+    def __init__(self) -> None:
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self.posted: list[tuple[str, dict[str, Any]]] = []
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        with self._lock:
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            self.posted.append((method, params))
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            where = params.get("channel", "?")
+            thread = f" (thread {params['thread_ts']})" if params.get("thread_ts") else ""
+            log.info("[console] %s to %s%s:\n%s", method, where, thread, params.get("text", ""))
+            return {"ok": True, "channel": where, "ts": params.get("ts") or ts}
+        if method in ("conversations.history", "conversations.replies"):
+            return {"ok": True, "messages": []}
+        if method == "chat.getPermalink":
+            return {"ok": True, "permalink": f"https://slack.invalid/{params.get('channel')}"}
+        return {"ok": True}

@@ -1,0 +1,187 @@
+"""The outbox's bookkeeping in SQLite: what Slack still owes, what it already has.
+
+Nothing here talks to Slack. The sender asks what is due, marks a post as started
+before calling Slack, and records the ``ts`` after; the marks are what let a restart
+find a message Slack accepted before the process died, instead of posting it twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlite_utils
+
+from bot.store.codec import from_iso, to_iso
+
+# timeline kinds that never get a thread reply: the parent message shows them
+SILENT_KINDS = frozenset({"opened", "narrowed", "grafana_attached"})
+
+
+@dataclass(frozen=True, slots=True)
+class ParentDue:
+    alert_id: int
+    version: int
+    channel: str | None
+    ts: str | None
+    rendered_version: int
+    post_started_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDue:
+    event_id: int
+    alert_id: int
+    kind: str
+    channel: str
+    parent_ts: str
+    covered_event_id: int
+    post_started_at: datetime | None
+
+
+def parents_due(db: sqlite_utils.Database, now: datetime) -> list[ParentDue]:
+    """Alerts without a parent message, or whose parent shows an older version."""
+    rows = db.execute(
+        "SELECT a.id, a.version, p.channel, p.ts, coalesce(p.rendered_version, 0), "
+        "p.post_started_at FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id "
+        "WHERE (p.alert_id IS NULL OR p.ts IS NULL OR p.rendered_version < a.version) "
+        "AND NOT EXISTS (SELECT 1 FROM slack_failures f WHERE f.target = 'parent:' || a.id "
+        "AND f.retry_at > ?) ORDER BY a.id LIMIT 50",
+        [to_iso(now)],
+    ).fetchall()
+    return [ParentDue(r[0], r[1], r[2], r[3], r[4], from_iso(r[5])) for r in rows]
+
+
+def ensure_parent(db: sqlite_utils.Database, alert_id: int, channel: str) -> None:
+    db.execute("INSERT OR IGNORE INTO slack_parents (alert_id, channel) VALUES (?, ?)",
+               [alert_id, channel])
+
+
+def mark_post_started(db: sqlite_utils.Database, table: str, key: str, value: int,
+                      now: datetime) -> None:
+    db.execute(f"UPDATE {table} SET post_started_at = ? WHERE {key} = ?", [to_iso(now), value])
+
+
+def record_parent(db: sqlite_utils.Database, alert_id: int, ts: str, version: int,
+                  covered_event_id: int, now: datetime) -> None:
+    """Store the parent's ts; ``covered_event_id`` is the newest event the post already shows."""
+    db.execute(
+        "UPDATE slack_parents SET ts = ?, rendered_version = max(rendered_version, ?), "
+        "posted_at = coalesce(posted_at, ?), updated_at = ?, "
+        "covered_event_id = max(covered_event_id, ?) WHERE alert_id = ?",
+        [ts, version, to_iso(now), to_iso(now), covered_event_id, alert_id],
+    )
+
+
+def record_update(db: sqlite_utils.Database, alert_id: int, version: int, now: datetime) -> None:
+    """Record an edit; ``max`` keeps a slow, older render from undoing a newer one's record."""
+    db.execute(
+        "UPDATE slack_parents SET rendered_version = max(rendered_version, ?), updated_at = ? "
+        "WHERE alert_id = ?",
+        [version, to_iso(now), alert_id],
+    )
+
+
+def forget_parent(db: sqlite_utils.Database, alert_id: int) -> None:
+    """The parent was deleted in Slack: post a new one on the next pass."""
+    db.execute("UPDATE slack_parents SET ts = NULL, post_started_at = NULL, rendered_version = 0 "
+               "WHERE alert_id = ?", [alert_id])
+
+
+def max_event_id(db: sqlite_utils.Database, alert_id: int) -> int:
+    row = db.execute("SELECT coalesce(max(id), 0) FROM alert_events WHERE alert_id = ?",
+                     [alert_id]).fetchone()
+    return int(row[0])
+
+
+def replies_due(db: sqlite_utils.Database, now: datetime, limit: int = 100) -> list[ReplyDue]:
+    """Events with no settled reply yet, oldest first, for alerts whose parent is posted."""
+    rows = db.execute(
+        "SELECT e.id, e.alert_id, e.kind, p.channel, p.ts, p.covered_event_id, "
+        "r.post_started_at FROM alert_events e "
+        "JOIN slack_parents p ON p.alert_id = e.alert_id AND p.ts IS NOT NULL "
+        "LEFT JOIN slack_replies r ON r.event_id = e.id "
+        "WHERE (r.event_id IS NULL OR r.state = 'pending') "
+        "AND NOT EXISTS (SELECT 1 FROM slack_failures f WHERE f.target = 'reply:' || e.id "
+        "AND f.retry_at > ?) ORDER BY e.id LIMIT ?",
+        [to_iso(now), limit],
+    ).fetchall()
+    return [ReplyDue(r[0], r[1], r[2], r[3], r[4], r[5], from_iso(r[6])) for r in rows]
+
+
+def settle_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, state: str,
+                 now: datetime, ts: str | None = None) -> None:
+    """Close an event's reply as ``sent``, ``skipped`` or ``superseded`` (exactly once)."""
+    db.execute(
+        "INSERT INTO slack_replies (event_id, alert_id, state, ts, done_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (event_id) DO UPDATE SET state = excluded.state, ts = excluded.ts, "
+        "done_at = excluded.done_at",
+        [event_id, alert_id, state, ts, to_iso(now)],
+    )
+    db.execute("DELETE FROM slack_failures WHERE target = ?", [f"reply:{event_id}"])
+
+
+def start_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO slack_replies (event_id, alert_id, state, post_started_at) "
+        "VALUES (?, ?, 'pending', ?) ON CONFLICT (event_id) DO UPDATE SET "
+        "post_started_at = excluded.post_started_at",
+        [event_id, alert_id, to_iso(now)],
+    )
+
+
+def later_event_of_kind(db: sqlite_utils.Database, alert_id: int, event_id: int,
+                        kinds: tuple[str, ...]) -> bool:
+    marks = ",".join("?" * len(kinds))
+    row = db.execute(
+        f"SELECT 1 FROM alert_events WHERE alert_id = ? AND id > ? AND kind IN ({marks}) LIMIT 1",
+        [alert_id, event_id, *kinds]).fetchone()
+    return row is not None
+
+
+def last_sent_of_kind(db: sqlite_utils.Database, alert_id: int, kind: str) -> datetime | None:
+    row = db.execute(
+        "SELECT max(r.done_at) FROM slack_replies r JOIN alert_events e ON e.id = r.event_id "
+        "WHERE r.alert_id = ? AND e.kind = ? AND r.state = 'sent'", [alert_id, kind]).fetchone()
+    return from_iso(row[0]) if row else None
+
+
+def record_failure(db: sqlite_utils.Database, target: str, channel: str | None, error: str,
+                   retry_in: timedelta, permanent: bool, now: datetime) -> int:
+    """Remember a failed delivery and when to try again; returns the attempt count."""
+    db.execute(
+        "INSERT INTO slack_failures (target, channel, error, attempts, first_at, last_at, "
+        "retry_at, permanent) VALUES (?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET "
+        "error = excluded.error, attempts = attempts + 1, last_at = excluded.last_at, "
+        "retry_at = excluded.retry_at, permanent = excluded.permanent",
+        [target, channel, error, to_iso(now), to_iso(now), to_iso(now + retry_in),
+         int(permanent)],
+    )
+    row = db.execute("SELECT attempts FROM slack_failures WHERE target = ?", [target]).fetchone()
+    return int(row[0])
+
+
+def failure_attempts(db: sqlite_utils.Database, target: str) -> int:
+    row = db.execute("SELECT attempts FROM slack_failures WHERE target = ?", [target]).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def clear_failure(db: sqlite_utils.Database, target: str) -> None:
+    db.execute("DELETE FROM slack_failures WHERE target = ?", [target])
+
+
+def backlog(db: sqlite_utils.Database) -> dict[str, object]:
+    """For /healthz: how much Slack still owes and which failures need a human."""
+    parents = db.execute(
+        "SELECT count(*) FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id "
+        "WHERE p.ts IS NULL OR p.rendered_version < a.version").fetchone()[0]
+    replies = db.execute(
+        "SELECT count(*) FROM alert_events e LEFT JOIN slack_replies r ON r.event_id = e.id "
+        "WHERE r.event_id IS NULL OR r.state = 'pending'").fetchone()[0]
+    failures = [
+        {"target": r[0], "channel": r[1], "error": r[2], "attempts": r[3], "since": r[4],
+         "retry_at": r[5], "permanent": bool(r[6])}
+        for r in db.execute("SELECT target, channel, error, attempts, first_at, retry_at, "
+                            "permanent FROM slack_failures ORDER BY first_at LIMIT 20")
+    ]
+    return {"parents_pending": parents, "events_pending": replies, "failures": failures}

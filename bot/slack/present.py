@@ -1,0 +1,151 @@
+"""Turning what the store knows about an alert into the plain views the renderer draws."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import sqlite_utils
+
+from bot.domain.route import Route
+from bot.slack.view import (
+    AlertView,
+    CommitView,
+    EventView,
+    ExternalAlertView,
+    JobView,
+)
+from bot.store.alerts import AlertEvent
+from bot.store.codec import from_iso
+from bot.store.details import AlertDetail, alert_detail
+from bot.store.history import PlacedCommit
+
+STATES = ("open", "acknowledged", "assigned", "snoozed", "bisecting", "resolved")
+
+
+def short_id(alert_id: int) -> str:
+    """What people type: ``A12``. Short, unambiguous, stable."""
+    return f"A{alert_id}"
+
+
+def commit_view(c: PlacedCommit | None) -> CommitView | None:
+    if c is None:
+        return None
+    return CommitView(sha=c.sha, title=c.title, author=c.author, pr_number=c.pr_number,
+                      url=c.url, time=c.time)
+
+
+def hud_link(route: Route, detail: AlertDetail) -> str | None:
+    if not route.hud_url:
+        return None
+    keys = [j.key for j in detail.jobs if not j.recovered] or [j.key for j in detail.jobs]
+    job_filter = quote(_common_filter(keys), safe="")
+    try:
+        return route.hud_url.format(repo=detail.repo, branch=detail.branch,
+                                    job_filter=job_filter)
+    except (KeyError, IndexError, ValueError):
+        return route.hud_url
+
+
+def _common_filter(keys: list[str]) -> str:
+    """HUD's name filter is a substring match: the configs of the jobs, joined by |."""
+    configs = []
+    for key in keys:
+        name = key.rsplit(" / ", 1)[-1]
+        configs.append(name.split("(", 1)[-1].rstrip(")") if "(" in name else name)
+    return "|".join(dict.fromkeys(configs))
+
+
+def build_alert_view(db: sqlite_utils.Database, alert_id: int,
+                     routes: Mapping[str, Route]) -> AlertView | None:
+    detail = alert_detail(db, alert_id)
+    if detail is None:
+        return None
+    row = detail.row
+    route = routes.get(detail.route) or Route(name=detail.route)
+    links: dict[str, str] = {}
+    if detail.kind == "streak" and (hud := hud_link(route, detail)):
+        links["HUD"] = hud
+    if route.grafana_url:
+        links["Grafana dashboard"] = route.grafana_url
+    if route.runbook_url:
+        links["Runbook"] = route.runbook_url
+    state = _state(row)
+    return AlertView(
+        id=detail.id,
+        short_id=short_id(detail.id),
+        repo=detail.repo,
+        branch=detail.branch,
+        route=detail.route,
+        team=detail.team,
+        priority=detail.priority,
+        state=state,  # type: ignore[arg-type]
+        opened_at=detail.opened_at,
+        title=detail.title,
+        acked_by=row.get("acked_by"),
+        assignee=row.get("assignee"),
+        snoozed_until=from_iso(row.get("snoozed_until")),
+        snooze_reason=_snooze_reason(row),
+        bisect_status=row.get("bisect_status"),
+        resolved_at=detail.resolved_at,
+        resolved_by=detail.resolved_by,
+        resolved_at_sha=detail.resolved_sha,
+        jobs=tuple(
+            JobView(key=j.key, streak=j.streak, newest_failing_sha=j.newest_failing_sha,
+                    first_failing_sha=j.first_failing_sha, log_url=j.log_url,
+                    html_url=j.html_url, failure_line=j.failure_line, flaky=j.flaky,
+                    recovered=j.recovered)
+            for j in detail.jobs
+        ),
+        last_green=commit_view(detail.last_green),
+        first_red=commit_view(detail.first_red),
+        suspects=tuple(v for c in detail.suspects if (v := commit_view(c)) is not None),
+        suspect_count=detail.suspect_count,
+        external=tuple(_external(db, alert_id)),
+        links=links,
+        escalated=bool(row.get("escalated")),
+    )
+
+
+def _state(row: Mapping[str, Any]) -> str:
+    if row["state"] == "resolved":
+        return "resolved"
+    if row.get("bisect_status"):
+        return "bisecting"
+    if row.get("snoozed_until") or row.get("snooze_kind") in ("green", "sha"):
+        return "snoozed"
+    if row.get("assignee"):
+        return "assigned"
+    if row.get("acked_by"):
+        return "acknowledged"
+    return "open"
+
+
+def _snooze_reason(row: Mapping[str, Any]) -> str | None:
+    kind = row.get("snooze_kind")
+    if kind == "green":
+        return "until green"
+    if kind == "sha" and row.get("snooze_sha"):
+        return f"until {row['snooze_sha'][:10]} has results"
+    return None
+
+
+def _external(db: sqlite_utils.Database, alert_id: int) -> list[ExternalAlertView]:
+    if "external_alerts" not in db.table_names():
+        return []
+    out = []
+    for r in db.query("SELECT * FROM external_alerts WHERE alert_id = ? ORDER BY id",
+                      [alert_id]):
+        out.append(ExternalAlertView(
+            title=r["title"], status=r["status"], priority=r["priority"], team=r["team"],
+            reason=r["reason"], links=json.loads(r["links"] or "{}"),
+            occurred_at=from_iso(r["starts_at"]), source=r["source"]))
+    return out
+
+
+def event_view(event: AlertEvent) -> EventView:
+    return EventView(kind=event.kind, actor=event.actor, at=event.at or datetime.min,  # type: ignore[arg-type]
+                     data=event.data)

@@ -1,0 +1,371 @@
+"""The one path every alert message and thread reply takes to Slack.
+
+A single thread (per database, held by a lease) reads what is due from the outbox
+tables, renders it fresh, sends it paced per channel, and records the result. Slack
+failures are typed (see ``client``): rate limits pause the channel, transient errors
+back off exponentially, permanent ones wait for a human and show in ``/healthz``;
+nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.domain.route import Route
+from bot.health import Health
+from bot.slack import outbox
+from bot.slack.client import (
+    MessageGone,
+    Permanent,
+    RateLimited,
+    Rejected,
+    SlackApi,
+    SlackError,
+)
+from bot.slack.present import build_alert_view, event_view
+from bot.slack.render import render_event, render_parent
+from bot.store import alerts as alert_store
+from bot.store import leases
+from bot.store.db import Store
+
+log = logging.getLogger(__name__)
+
+PARENT_EVENT = "inductor_alert"
+REPLY_EVENT = "inductor_alert_event"
+LEASE = "slack-sender"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sender:
+    """Delivers the outbox. ``run_once`` does one pass; ``start`` runs passes in a thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        api: SlackApi,
+        routes: Mapping[str, Route],
+        health: Health,
+        *,
+        default_channel: str | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        pace_s: float = 1.0,
+        backoff_base_s: float = 2.0,
+        backoff_max_s: float = 300.0,
+        permanent_retry_s: float = 300.0,
+        idle_poll_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.api = api
+        self.routes = routes
+        self.health = health
+        self.default_channel = default_channel
+        self.clock = clock
+        self.pace_s = pace_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.permanent_retry_s = permanent_retry_s
+        self.idle_poll_s = idle_poll_s
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._next_free: dict[str, float] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- thread ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="slack-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            with self.store.transaction() as db:
+                leases.release(db, LEASE, self.holder)
+        except Exception:  # stopping must not fail because the database went away
+            log.debug("could not release sender lease", exc_info=True)
+
+    def wake(self, _alert_ids: object = None) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # the sender must outlive any one bad pass
+                log.exception("slack sender pass failed")
+                worked = False
+            if not worked:
+                self._wake.wait(self.idle_poll_s)
+                self._wake.clear()
+
+    # --- one pass -------------------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Deliver what is due; returns True if any Slack call was made."""
+        with self.store.transaction() as db:
+            if not leases.acquire(db, LEASE, self.holder, timedelta(seconds=30), self.clock()):
+                return False
+        worked = False
+        for due in outbox.parents_due(self.store.db, self.clock()):
+            if self._stop.is_set():
+                return worked
+            worked |= self._deliver_parent(due)
+        blocked: set[int] = set()
+        for due in outbox.replies_due(self.store.db, self.clock()):
+            if self._stop.is_set():
+                return worked
+            if due.alert_id in blocked:
+                continue
+            sent = self._deliver_reply(due)
+            if sent is None:
+                blocked.add(due.alert_id)  # keep the thread in order behind a failed reply
+            else:
+                worked |= sent
+        self._report_health()
+        return worked
+
+    def _channel(self, alert_id: int) -> str | None:
+        row = self.store.db.execute("SELECT route FROM alerts WHERE id = ?", [alert_id]).fetchone()
+        route = self.routes.get(row[0]) if row else None
+        return (route.channel if route else None) or self.default_channel
+
+    def _deliver_parent(self, due: outbox.ParentDue) -> bool:
+        channel = due.channel or self._channel(due.alert_id)
+        target = f"parent:{due.alert_id}"
+        if channel is None:
+            with self.store.transaction() as db:
+                outbox.record_failure(
+                    db, target, None, "no channel configured for this alert's route "
+                    "(set SLACK_CHANNEL or the route's channel)",
+                    timedelta(seconds=self.permanent_retry_s), True, self.clock())
+            return False
+        with self.store.transaction() as db:
+            outbox.ensure_parent(db, due.alert_id, channel)
+        try:
+            if due.ts is None:
+                if due.post_started_at is not None:
+                    found = self._find_parent(channel, due.alert_id, due.post_started_at)
+                    if found is not None:
+                        log.info("alert %s: parent already in Slack (ts %s); not reposting",
+                                 due.alert_id, found)
+                        with self.store.transaction() as db:
+                            covered = _covered_until(db, due.alert_id, due.post_started_at)
+                            outbox.record_parent(db, due.alert_id, found, 0, covered,
+                                                 self.clock())
+                        return True
+                return self._post_parent(due, channel)
+            return self._update_parent(due, channel)
+        except SlackError as exc:
+            self._failed(target, channel, exc)
+            if isinstance(exc, MessageGone) and due.ts is not None:
+                with self.store.transaction() as db:
+                    outbox.forget_parent(db, due.alert_id)
+            return True
+
+    def _render(self, alert_id: int) -> tuple[int, str, list[dict[str, Any]], int] | None:
+        db = self.store.db
+        row = db.execute("SELECT version FROM alerts WHERE id = ?", [alert_id]).fetchone()
+        if row is None:
+            return None
+        version = int(row[0])  # read before rendering: never record more than was drawn
+        covered = outbox.max_event_id(db, alert_id)
+        view = build_alert_view(db, alert_id, self.routes)
+        if view is None:
+            return None
+        text, blocks = render_parent(view)
+        return version, text, blocks, covered
+
+    def _post_parent(self, due: outbox.ParentDue, channel: str) -> bool:
+        rendered = self._render(due.alert_id)
+        if rendered is None:
+            return False
+        version, text, blocks, covered = rendered
+        with self.store.transaction() as db:
+            outbox.mark_post_started(db, "slack_parents", "alert_id", due.alert_id, self.clock())
+        metadata = {"event_type": PARENT_EVENT, "event_payload": {"alert_id": due.alert_id}}
+        response = self._call_with_fallback(
+            "chat.postMessage", channel, text, blocks,
+            metadata=metadata, unfurl_links=False, unfurl_media=False)
+        with self.store.transaction() as db:
+            outbox.record_parent(db, due.alert_id, str(response["ts"]), version, covered,
+                                 self.clock())
+            outbox.clear_failure(db, f"parent:{due.alert_id}")
+        return True
+
+    def _update_parent(self, due: outbox.ParentDue, channel: str) -> bool:
+        rendered = self._render(due.alert_id)
+        if rendered is None:
+            return False
+        version, text, blocks, _ = rendered
+        self._call_with_fallback("chat.update", channel, text, blocks, ts=due.ts)
+        with self.store.transaction() as db:
+            outbox.record_update(db, due.alert_id, version, self.clock())
+            outbox.clear_failure(db, f"parent:{due.alert_id}")
+        return True
+
+    def _deliver_reply(self, due: outbox.ReplyDue) -> bool | None:
+        """Returns True when sent, False when settled or held without a call, None on failure."""
+        now = self.clock()
+        if due.event_id <= due.covered_event_id or due.kind in outbox.SILENT_KINDS:
+            with self.store.transaction() as db:
+                outbox.settle_reply(db, due.event_id, due.alert_id, "skipped", now)
+            return False
+        db = self.store.db
+        if due.kind == "extended":
+            if outbox.later_event_of_kind(db, due.alert_id, due.event_id,
+                                          ("extended", "resolved")):
+                with self.store.transaction() as tx:
+                    outbox.settle_reply(tx, due.event_id, due.alert_id, "superseded", now)
+                return False
+            last = outbox.last_sent_of_kind(db, due.alert_id, "extended")
+            if last is not None and now - last < self._extend_interval(due.alert_id):
+                return False  # held: coalesced into a later reply, or sent when due
+        target = f"reply:{due.event_id}"
+        try:
+            if due.post_started_at is not None:
+                found = self._find_reply(due.channel, due.parent_ts, due.event_id)
+                if found is not None:
+                    with self.store.transaction() as tx:
+                        outbox.settle_reply(tx, due.event_id, due.alert_id, "sent", now, found)
+                    return False
+            text = self._reply_text(due)
+            if text is None:
+                with self.store.transaction() as tx:
+                    outbox.settle_reply(tx, due.event_id, due.alert_id, "skipped", now)
+                return False
+            with self.store.transaction() as tx:
+                outbox.start_reply(tx, due.event_id, due.alert_id, now)
+            metadata = {"event_type": REPLY_EVENT,
+                        "event_payload": {"alert_id": due.alert_id, "event_id": due.event_id}}
+            response = self._call_with_fallback(
+                "chat.postMessage", due.channel, text, None, thread_ts=due.parent_ts,
+                metadata=metadata, unfurl_links=False, unfurl_media=False)
+            with self.store.transaction() as tx:
+                outbox.settle_reply(tx, due.event_id, due.alert_id, "sent", self.clock(),
+                                    str(response["ts"]))
+            return True
+        except MessageGone as exc:
+            log.warning("alert %s: thread gone (%s); reply to event %s dropped",
+                        due.alert_id, exc.code, due.event_id)
+            with self.store.transaction() as tx:
+                outbox.settle_reply(tx, due.event_id, due.alert_id, "skipped", now)
+            return False
+        except SlackError as exc:
+            self._failed(target, due.channel, exc)
+            return None
+
+    def _extend_interval(self, alert_id: int) -> timedelta:
+        row = self.store.db.execute("SELECT route FROM alerts WHERE id = ?", [alert_id]).fetchone()
+        route = self.routes.get(row[0]) if row else None
+        return route.extend_interval if route else timedelta(minutes=30)
+
+    def _reply_text(self, due: outbox.ReplyDue) -> str | None:
+        db = self.store.db
+        view = build_alert_view(db, due.alert_id, self.routes)
+        event = next((e for e in alert_store.events(db, due.alert_id) if e.id == due.event_id),
+                     None)
+        if view is None or event is None:
+            return None
+        return render_event(event_view(event), view) or None
+
+    # --- Slack calls ------------------------------------------------------------------------
+
+    def _call_with_fallback(self, method: str, channel: str, text: str,
+                            blocks: list[dict[str, Any]] | None, **params: Any) -> dict[str, Any]:
+        try:
+            return self._call(method, channel=channel, text=text,
+                              **({"blocks": blocks} if blocks else {}), **params)
+        except Rejected as exc:
+            if not blocks:
+                raise
+            log.error("%s refused our blocks (%s); sending plain text instead", method, exc.code)
+            return self._call(method, channel=channel, text=text, **params)
+
+    def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        channel = params.get("channel") or ""
+        wait = self._next_free.get(channel, 0.0) - time.monotonic()
+        if wait > 0:
+            self._stop.wait(wait)
+        try:
+            response = self.api.call(method, **params)
+        except RateLimited as exc:
+            self._next_free[channel] = time.monotonic() + exc.retry_after
+            raise
+        finally:
+            self._next_free[channel] = max(self._next_free.get(channel, 0.0),
+                                           time.monotonic() + self.pace_s)
+        self.health.ok("slack")
+        return response
+
+    def _find_parent(self, channel: str, alert_id: int, since: datetime) -> str | None:
+        """Look in the channel's recent history for a parent we posted but never recorded."""
+        oldest = (since - timedelta(minutes=5)).timestamp()
+        response = self._call("conversations.history", channel=channel, oldest=f"{oldest:.6f}",
+                              include_all_metadata=True, limit=200)
+        for message in response.get("messages", []):
+            meta = message.get("metadata") or {}
+            if (meta.get("event_type") == PARENT_EVENT
+                    and (meta.get("event_payload") or {}).get("alert_id") == alert_id):
+                return str(message["ts"])
+        return None
+
+    def _find_reply(self, channel: str, parent_ts: str, event_id: int) -> str | None:
+        response = self._call("conversations.replies", channel=channel, ts=parent_ts,
+                              include_all_metadata=True, limit=1000)
+        for message in response.get("messages", []):
+            meta = message.get("metadata") or {}
+            if (meta.get("event_type") == REPLY_EVENT
+                    and (meta.get("event_payload") or {}).get("event_id") == event_id):
+                return str(message["ts"])
+        return None
+
+    def _failed(self, target: str, channel: str | None, exc: SlackError) -> None:
+        now = self.clock()
+        db_attempts = outbox.failure_attempts(self.store.db, target)
+        if isinstance(exc, RateLimited):
+            retry_in = timedelta(seconds=exc.retry_after)
+        elif isinstance(exc, Permanent):
+            retry_in = timedelta(seconds=self.permanent_retry_s)
+        else:
+            retry_in = timedelta(seconds=min(self.backoff_max_s,
+                                             self.backoff_base_s * 2 ** db_attempts))
+        permanent = isinstance(exc, Permanent)
+        with self.store.transaction() as db:
+            attempts = outbox.record_failure(db, target, channel, exc.code, retry_in, permanent,
+                                             now)
+        level = logging.ERROR if permanent else logging.WARNING
+        log.log(level, "slack delivery of %s to %s failed (attempt %d): %s; retry in %ss",
+                target, channel, attempts, exc, int(retry_in.total_seconds()))
+        self.health.error("slack", f"{target}: {exc}")
+
+    def _report_health(self) -> None:
+        snapshot = outbox.backlog(self.store.db)
+        permanent = [f for f in snapshot["failures"] if f["permanent"]]  # type: ignore[union-attr]
+        self.health.problem(
+            "slack", None if not permanent else
+            "; ".join(f"{f['target']} in {f['channel']}: {f['error']}" for f in permanent))
+        self.health.note("slack", f"{snapshot['parents_pending']} parent(s), "
+                                  f"{snapshot['events_pending']} event(s) pending")
+
+
+def _covered_until(db: Any, alert_id: int, when: datetime) -> int:
+    """The newest event a parent posted at ``when`` already showed."""
+    from bot.store.codec import to_iso
+
+    row = db.execute("SELECT coalesce(max(id), 0) FROM alert_events WHERE alert_id = ? AND at <= ?",
+                     [alert_id, to_iso(when)]).fetchone()
+    return int(row[0])
