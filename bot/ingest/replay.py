@@ -124,7 +124,7 @@ def _replay_hud(path: Path, ingestor: Ingestor, clock: ReplayClock, report: Inge
     for index, raw in enumerate(pages):
         for route_repo, route_branch in sorted({(r.repo, r.branch) for r in ingestor.routes}):
             try:
-                page = parse_hud_page(raw, route_repo)
+                page = parse_hud_page(raw, route_repo, route_branch)
             except PayloadError as exc:
                 print(f"{path}[{index}]: {exc}", file=errors)
                 problems["malformed"] = problems.get("malformed", 0) + 1
