@@ -1,0 +1,678 @@
+"""Alert rendering for Slack: the parent message (text + blocks), thread replies, list lines.
+
+Pure functions of the view dataclasses; every piece of CI text is escaped on the way in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from bot.slack.mrkdwn import (
+    code_line,
+    date,
+    duration,
+    escape,
+    link,
+    mention,
+    plain,
+    safe_url,
+    truncate,
+)
+from bot.slack.view import AlertView, CommitView, EventView, JobView
+
+Block = dict[str, Any]
+
+# Slack's Block Kit limits, and the smaller budgets that keep a message readable.
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_CONTEXT_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_BUTTON_TEXT = 75
+MAX_VALUE = 2000
+MAX_ID = 255
+MAX_REPLY_TEXT = 3900
+JOBS_SHOWN = 10
+SUSPECTS_SHOWN = 5
+EXTERNAL_SHOWN = 3
+FAILURE_LINE_CHARS = 200
+KEY_CHARS = 150
+TITLE_CHARS = 200
+COMMIT_TITLE_CHARS = 100
+NAME_CHARS = 60
+REASON_CHARS = 500
+
+SNOOZE_CHOICES: tuple[tuple[str, str], ...] = (
+    ("30m", "30 minutes"),
+    ("1h", "1 hour"),
+    ("2h", "2 hours"),
+    ("4h", "4 hours"),
+    ("1d", "1 day"),
+    ("green", "Until green"),
+)
+
+# External-alert link keys -> labels on the links line, in display order.
+_EXTERNAL_LINK_LABELS = {
+    "generator": "Grafana alert",
+    "dashboard": "Grafana dashboard",
+    "panel": "Grafana panel",
+    "silence": "Silence",
+    "runbook": "Runbook",
+}
+_PRIORITY = re.compile(r"^P(\d)$")
+_TRUNK_BRANCHES = ("main", "master")
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def shown_priority(view: AlertView) -> str:
+    """The priority people see: one step more urgent once escalated (P2 -> P1, P0 stays)."""
+    match = _PRIORITY.match(view.priority)
+    if not view.escalated or match is None:
+        return view.priority
+    return f"P{max(0, int(match.group(1)) - 1)}"
+
+
+def alert_title(view: AlertView) -> str:
+    """The raw (unescaped) one-line title, e.g. ``[P2] broken-inductor: 2 Inductor jobs ...``.
+
+    Counts only jobs still failing and quotes their shortest streak ("3+"), which is
+    the claim every listed job satisfies; once all recovered it says what was.
+    """
+    priority = shown_priority(view)
+    if view.escalated and priority != view.priority:
+        priority += "↑"
+    failing = [job for job in view.jobs if not job.recovered]
+    label = _route_label(view.route)
+    where = _branch_label(view.branch)
+    if failing:
+        noun = "job" if len(failing) == 1 else "jobs"
+        streak = min(job.streak for job in failing)
+        what = f"{len(failing)} {label} {noun} failing for {streak}+ commits on {where}"
+    elif view.jobs:
+        noun = "job" if len(view.jobs) == 1 else "jobs"
+        streak = max(job.streak for job in view.jobs)
+        what = f"{len(view.jobs)} {label} {noun} failed for up to {streak} commits on {where}"
+    elif view.title:
+        what = view.title
+    elif view.external:
+        what = view.external[0].title
+    else:
+        what = f"alert {view.short_id}"
+    return truncate(plain(f"[{priority}] {view.team}: {what}"), TITLE_CHARS)
+
+
+def _route_label(route: str) -> str:
+    return route[:1].upper() + route[1:]
+
+
+def _branch_label(branch: str) -> str:
+    """PyTorch people say "trunk" for main; other branches keep their name."""
+    return "trunk" if branch in _TRUNK_BRANCHES else branch
+
+
+def _commit_link(view: AlertView, sha: str) -> str:
+    url = f"{view.github_url.rstrip('/')}/{view.repo}/commit/{quote(sha, safe='')}"
+    return link(url, sha[:7])
+
+
+def _pr_link(view: AlertView, number: int) -> str:
+    return link(f"{view.github_url.rstrip('/')}/{view.repo}/pull/{number}", f"#{number}")
+
+
+def _user(user_id: str) -> str:
+    """A user reference in the parent message, where a status like "Acknowledged by" is asked for.
+
+    Parent messages change by ``chat.update``, which notifies nobody.
+    """
+    return mention(user_id)
+
+
+def _text(text: str, limit: int) -> str:
+    """Untrusted text made safe for mrkdwn: one line, escaped, at most ``limit`` characters."""
+    return truncate(escape(plain(text)), limit)
+
+
+def _elapsed(start: datetime, end: datetime) -> str:
+    return duration((_utc(end) - _utc(start)).total_seconds())
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# ----------------------------------------------------------------- parent message
+
+
+def render_parent(view: AlertView) -> tuple[str, list[Block]]:
+    """The alert's one channel message: notification text and blocks, within Slack's limits.
+
+    The fallback text is what notifications and screen readers show, so it is the
+    escaped title and nothing else: no mentions, no status noise.
+    """
+    blocks: list[Block] = [_section(f"*{escape(alert_title(view))}*\n{_status_line(view)}")]
+    blocks += _job_blocks(view)
+    blocks += _range_blocks(view)
+    blocks += _external_blocks(view)
+    links = _links_line(view)
+    if links:
+        blocks.append(_context(links))
+    tail: list[Block] = []
+    if view.state != "resolved":
+        tail.append(_actions(view))
+    tail.append(_context(_footer(view)))
+    room = MAX_BLOCKS - len(tail)
+    if len(blocks) > room:
+        blocks = blocks[: room - 1] + [_context("_Some details were left out to fit Slack._")]
+    return escape(alert_title(view)), blocks + tail
+
+
+def _status_line(view: AlertView) -> str:
+    """The state in words, with who owns it; escalation is flagged after it."""
+    state = view.state
+    if state == "resolved":
+        line = ":white_check_mark: *Resolved*"
+        if view.resolved_at is not None:
+            line += f" after {_elapsed(view.opened_at, view.resolved_at)}"
+        if view.resolved_by:
+            line += f" by {_user(view.resolved_by)}"
+        if view.resolved_at_sha:
+            line += f", jobs green again at {_commit_link(view, view.resolved_at_sha)}"
+    elif state == "acknowledged":
+        line = ":eyes: *Acknowledged*"
+        if view.acked_by:
+            line += f" by {_user(view.acked_by)}"
+    elif state == "assigned":
+        line = ":bust_in_silhouette: *Assigned*"
+        if view.assignee:
+            line += f" to {_user(view.assignee)}"
+        if view.acked_by and view.acked_by != view.assignee:
+            line += f" · acknowledged by {_user(view.acked_by)}"
+    elif state == "snoozed":
+        line = ":zzz: *Snoozed*"
+        if view.snooze_reason:
+            line += f" {_text(view.snooze_reason, 100)}"
+            if view.snoozed_until is not None:
+                line += f" (at most until {date(view.snoozed_until)})"
+        elif view.snoozed_until is not None:
+            line += f" until {date(view.snoozed_until)}"
+    elif state == "bisecting":
+        line = ":mag: *Bisecting*"
+        if view.bisect_status:
+            line += f": {_text(view.bisect_status, 200)}"
+    else:
+        line = ":red_circle: *Open*"
+        if view.acked_by:
+            line += f" · acknowledged by {_user(view.acked_by)}"
+    if view.escalated:
+        line += f" · :arrow_up: escalated from {_text(view.priority, 10)}"
+    return line
+
+
+def _job_blocks(view: AlertView) -> list[Block]:
+    """Failing jobs first, then recovered ones; ten at most, the rest counted."""
+    if not view.jobs:
+        return []
+    ordered = sorted(view.jobs, key=lambda job: job.recovered)
+    shown = ordered[:JOBS_SHOWN]
+    lines = [_job_line(view, job) for job in shown]
+    hidden = ordered[JOBS_SHOWN:]
+    if hidden:
+        recovered = sum(job.recovered for job in hidden)
+        detail = f" ({recovered} recovered)" if recovered else ""
+        lines.append(f"_+{len(hidden)} more jobs{detail}_")
+    return _sections("*Jobs*", lines)
+
+
+def _job_line(view: AlertView, job: JobView) -> str:
+    key = _text(job.key, KEY_CHARS)
+    if job.recovered:
+        return f"• :white_check_mark: ~{key}~ recovered"
+    commits = "commit" if job.streak == 1 else "commits"
+    line = f"• :x: *{key}* failing for {job.streak} {commits}"
+    if job.first_failing_sha:
+        line += f" since {_commit_link(view, job.first_failing_sha)}"
+    log = next((url for url in (job.log_url, job.html_url) if safe_url(url)), None)
+    if log:
+        line += f" · {link(log, 'log')}"
+    if job.flaky:
+        line += " · :warning: flaky (passed on a rerun)"
+    failure = code_line(job.failure_line or "", FAILURE_LINE_CHARS)
+    if failure:
+        line += f"\n      {failure}"
+    return line
+
+
+def _range_blocks(view: AlertView) -> list[Block]:
+    """Last green to first red, and the commits in between that could be the culprit."""
+    if view.last_green is None and view.first_red is None and not view.suspects:
+        return []
+    green = _commit_link(view, view.last_green.sha) if view.last_green else "_not found_"
+    red = _commit_link(view, view.first_red.sha) if view.first_red else "_not found_"
+    count = len(view.suspects)
+    noun = "suspect" if count == 1 else "suspects"
+    header = f"*Regression range:* last green {green} → first red {red} · *{count} {noun}*"
+    lines = [_suspect_line(view, commit) for commit in view.suspects[:SUSPECTS_SHOWN]]
+    if count > SUSPECTS_SHOWN:
+        lines.append(f"_+{count - SUSPECTS_SHOWN} more suspects_")
+    return _sections(header, lines)
+
+
+def _suspect_line(view: AlertView, commit: CommitView) -> str:
+    line = f"• {_commit_link(view, commit.sha)} {_text(commit.title, COMMIT_TITLE_CHARS)}"
+    if commit.author:
+        line += f" — {_text(commit.author, NAME_CHARS)}"
+    if commit.pr_number is not None:
+        line += f" ({_pr_link(view, commit.pr_number)})"
+    return line
+
+
+def _external_blocks(view: AlertView) -> list[Block]:
+    """Alerts from Grafana: what fired, how urgent, for whom and why (their links go below)."""
+    blocks: list[Block] = []
+    for alert in view.external[:EXTERNAL_SHOWN]:
+        icon = ":bell:" if alert.status == "firing" else ":white_check_mark:"
+        text = f"{icon} *{_text(alert.source.capitalize(), 30)}:* {_text(alert.title, TITLE_CHARS)}"
+        if alert.occurred_at is not None:
+            text += f" · since {date(alert.occurred_at)}"
+        fields = [("Status", alert.status)]
+        fields += [("Priority", alert.priority), ("Team", alert.team), ("Reason", alert.reason)]
+        block = _section(text)
+        block["fields"] = [
+            {"type": "mrkdwn", "text": f"*{name}*\n{_text(value, REASON_CHARS)}"}
+            for name, value in fields
+            if value
+        ]
+        blocks.append(block)
+    hidden = len(view.external) - EXTERNAL_SHOWN
+    if hidden > 0:
+        blocks.append(_context(f"_+{hidden} more external alerts_"))
+    return blocks
+
+
+def _links_line(view: AlertView) -> str:
+    """HUD, dashboards, runbook, silence: one line, each URL once, within the context limit."""
+    candidates: list[tuple[str, str]] = list(view.links.items())
+    for alert in view.external:
+        for key, label in _EXTERNAL_LINK_LABELS.items():
+            if alert.links.get(key):
+                candidates.append((label, alert.links[key]))
+    parts: list[str] = []
+    seen: set[str] = set()
+    size = 0
+    for label, url in candidates:
+        if url in seen or safe_url(url) is None:
+            continue
+        part = link(url, truncate(plain(label), 40))
+        if size + len(part) + 3 > MAX_CONTEXT_TEXT:
+            break
+        seen.add(url)
+        parts.append(part)
+        size += len(part) + 3
+    return " · ".join(parts)
+
+
+def _footer(view: AlertView) -> str:
+    return (
+        f"Alert `{_text(view.short_id, 20)}` · {_text(view.repo, 100)}@{_text(view.branch, 100)}"
+        f" · route {_text(view.route, 50)} · opened {date(view.opened_at)}"
+    )
+
+
+def _actions(view: AlertView) -> Block:
+    """The buttons; each carries the alert id (the user picker has no value: read block_id)."""
+    alert_id = str(view.id)
+    acked = view.acked_by is not None or view.state == "acknowledged"
+    elements: list[Block] = [
+        _button("Unacknowledge", "alert_unack", alert_id)
+        if acked
+        else _button("Acknowledge", "alert_ack", alert_id, style="primary"),
+    ]
+    assign: Block = {
+        "type": "users_select",
+        "action_id": "alert_assign",
+        "placeholder": _plain("Assign…"),
+    }
+    if view.assignee and mention(view.assignee).startswith("<@"):
+        assign["initial_user"] = view.assignee
+    elements.append(assign)
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": "alert_snooze",
+            "placeholder": _plain("Snooze…"),
+            "options": [
+                {"text": _plain(label), "value": f"{alert_id}|{code}"}
+                for code, label in SNOOZE_CHOICES
+            ],
+        }
+    )
+    if view.jobs:
+        elements.append(_button("Bisect", "alert_bisect", alert_id))
+    resolve = _button("Resolve", "alert_resolve", alert_id, style="danger")
+    resolve["confirm"] = {
+        "title": _plain("Resolve this alert?"),
+        "text": _plain(
+            f"Alert {truncate(plain(view.short_id), 20)} will be marked resolved. "
+            "It reopens if the jobs keep failing on newer commits."
+        ),
+        "confirm": _plain("Resolve"),
+        "deny": _plain("Cancel"),
+    }
+    elements.append(resolve)
+    return {
+        "type": "actions",
+        "block_id": f"alert:{view.id}:actions"[:MAX_ID],
+        "elements": elements,
+    }
+
+
+# ------------------------------------------------------------------ block makers
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _button(text: str, action_id: str, value: str, *, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": _plain(truncate(text, MAX_BUTTON_TEXT)),
+        "action_id": action_id[:MAX_ID],
+        "value": value[:MAX_VALUE],
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}}
+
+
+def _context(text: str) -> Block:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_CONTEXT_TEXT)}],
+    }
+
+
+def _sections(header: str, lines: Iterable[str]) -> list[Block]:
+    """Pack whole lines into as few sections as fit 3000 characters each.
+
+    Cutting between lines (never inside one) keeps every link and code span intact.
+    """
+    chunks: list[str] = [header]
+    for line in lines:
+        line = truncate(line, MAX_SECTION_TEXT)
+        if len(chunks[-1]) + 1 + len(line) <= MAX_SECTION_TEXT:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return [_section(chunk) for chunk in chunks]
+
+
+# ------------------------------------------------------------------ thread replies
+
+
+def render_event(view: EventView, alert: AlertView) -> str:
+    """A quiet thread reply for one event.
+
+    Only ``reminder`` and ``escalated`` mention anyone (their targets, by design);
+    every other reply names people by display name, so routine updates ping nobody.
+    """
+    writer = _EVENT_WRITERS.get(view.kind)
+    text = writer(view, alert) if writer else f"_{_text(str(view.kind), 50)}_"
+    return truncate(text, MAX_REPLY_TEXT)
+
+
+def _who(event: EventView) -> str:
+    """The actor without a mention: display name, else the bare id, else the bot."""
+    if event.actor_name:
+        return f"*{_text(event.actor_name, NAME_CHARS)}*"
+    if event.actor:
+        return f"`{_text(event.actor, 30)}`"
+    return "the bot"
+
+
+def _data_text(event: EventView, key: str, limit: int = REASON_CHARS) -> str:
+    value = event.data.get(key)
+    return _text(str(value), limit) if value not in (None, "") else ""
+
+
+def _mentions(event: EventView) -> str:
+    ids = event.data.get("mentions") or []
+    return " ".join(mention(str(slack_id)) for slack_id in list(ids)[:20])
+
+
+def _event_sha(event: EventView, alert: AlertView) -> str:
+    sha = event.data.get("sha")
+    return _commit_link(alert, str(sha)) if sha else ""
+
+
+def _opened(event: EventView, alert: AlertView) -> str:
+    return f":rotating_light: Alert opened: {escape(alert_title(alert))}"
+
+
+def _extended(event: EventView, alert: AlertView) -> str:
+    jobs = [job for job in event.data.get("jobs") or [] if isinstance(job, Mapping)]
+    parts = [
+        f"*{_text(str(job.get('key', '')), KEY_CHARS)}* "
+        f"({_text(str(job.get('streak', '?')), 10)} commits)"
+        for job in jobs[:JOBS_SHOWN]
+    ]
+    if len(jobs) > JOBS_SHOWN:
+        parts.append(f"+{len(jobs) - JOBS_SHOWN} more")
+    return ":repeat: Still failing: " + (", ".join(parts) or "no change in jobs")
+
+
+def _job_joined(event: EventView, alert: AlertView) -> str:
+    text = f":heavy_plus_sign: *{_data_text(event, 'key', KEY_CHARS)}* started failing"
+    sha = _event_sha(event, alert)
+    return text + (f" at {sha}" if sha else "")
+
+
+def _job_recovered(event: EventView, alert: AlertView) -> str:
+    text = f":white_check_mark: *{_data_text(event, 'key', KEY_CHARS)}* recovered"
+    sha = _event_sha(event, alert)
+    return text + (f" at {sha}" if sha else "")
+
+
+def _acknowledged(event: EventView, alert: AlertView) -> str:
+    return f":eyes: Acknowledged by {_who(event)}"
+
+
+def _unacknowledged(event: EventView, alert: AlertView) -> str:
+    return f":leftwards_arrow_with_hook: Acknowledgement withdrawn by {_who(event)}"
+
+
+def _assigned(event: EventView, alert: AlertView) -> str:
+    name = _data_text(event, "assignee_name", NAME_CHARS)
+    assignee = f"*{name}*" if name else f"`{_data_text(event, 'assignee', 30) or 'someone'}`"
+    return f":bust_in_silhouette: Assigned to {assignee} by {_who(event)}"
+
+
+def _snoozed(event: EventView, alert: AlertView) -> str:
+    until = str(event.data.get("until") or "")
+    if until == "green":
+        when = " until the jobs are green"
+    elif until:
+        when = f" until {_until(until, alert)}"
+    else:
+        when = ""
+    return f":zzz: Snoozed{when} by {_who(event)}"
+
+
+def _until(until: str, alert: AlertView) -> str:
+    """An ISO time becomes a date token; anything else is taken as a commit sha."""
+    try:
+        return date(datetime.fromisoformat(until))
+    except ValueError:
+        return f"{_commit_link(alert, until)} lands"
+
+
+def _unsnoozed(event: EventView, alert: AlertView) -> str:
+    return f":alarm_clock: Unsnoozed by {_who(event)}"
+
+
+def _snooze_expired(event: EventView, alert: AlertView) -> str:
+    return ":alarm_clock: Snooze expired; the alert is active again."
+
+
+def _woke(event: EventView, alert: AlertView) -> str:
+    key = _data_text(event, "key", KEY_CHARS)
+    cause = f": *{key}* started failing" if key else ": a new job started failing"
+    return f":alarm_clock: Snooze ended early{cause}."
+
+
+def _resolved(event: EventView, alert: AlertView) -> str:
+    text = ":white_check_mark: Resolved"
+    if event.actor:
+        text += f" by {_who(event)}"
+    seconds = event.data.get("duration_s")
+    if isinstance(seconds, int | float):
+        text += f" after {duration(seconds)}"
+    sha = _event_sha(event, alert)
+    if sha:
+        text += f": jobs green again at {sha}"
+    reason = _data_text(event, "reason")
+    return text + (f" ({reason})" if reason else "")
+
+
+def _reopened(event: EventView, alert: AlertView) -> str:
+    key = _data_text(event, "key", KEY_CHARS)
+    reason = _data_text(event, "reason")
+    text = ":rotating_light: Reopened" + (f": *{key}* is failing again" if key else "")
+    return text + (f" ({reason})" if reason else "")
+
+
+def _reminder(event: EventView, alert: AlertView) -> str:
+    age = event.data.get("age_s")
+    since = f" after {duration(age)}" if isinstance(age, int | float) else ""
+    return (
+        f"{_mentions(event)} :bell: Reminder: this alert is still open and unowned{since}.".lstrip()
+    )
+
+
+def _escalated(event: EventView, alert: AlertView) -> str:
+    priority = _data_text(event, "priority", 10) or shown_priority(alert)
+    age = event.data.get("age_s")
+    since = f" after {duration(age)}" if isinstance(age, int | float) else ""
+    return (
+        f"{_mentions(event)} :arrow_up: Escalated to {priority}: "
+        f"nobody has acknowledged this alert{since}."
+    ).lstrip()
+
+
+def _bisect_started(event: EventView, alert: AlertView) -> str:
+    text = ":mag: Bisect started"
+    if event.actor:
+        text += f" by {_who(event)}"
+    key = _data_text(event, "key", KEY_CHARS)
+    if key:
+        text += f" on *{key}*"
+    suspects = event.data.get("suspects")
+    per_round = event.data.get("runs_per_round")
+    if isinstance(suspects, int):
+        text += f": {suspects} suspects"
+        if isinstance(per_round, int) and per_round > 0:
+            rounds = bisect_rounds(suspects, per_round)
+            text += f", {per_round} runs per round, about {rounds} rounds"
+    return text
+
+
+def bisect_rounds(suspects: int, runs_per_round: int) -> int:
+    """Rounds a k-ary bisect needs: each round splits the range into ``k + 1`` parts."""
+    rounds, left = 0, suspects
+    while left > 1:
+        left = -(-left // (runs_per_round + 1))
+        rounds += 1
+    return rounds
+
+
+def _bisect_round(event: EventView, alert: AlertView) -> str:
+    number = _data_text(event, "round", 10) or "?"
+    before = _data_text(event, "before", 10) or "?"
+    after = _data_text(event, "after", 10) or "?"
+    return f":mag: Bisect round {number}: {before} → {after} suspects"
+
+
+def _bisect_found(event: EventView, alert: AlertView) -> str:
+    sha = _event_sha(event, alert) or "an unknown commit"
+    title = _data_text(event, "title", COMMIT_TITLE_CHARS)
+    text = f":dart: Bisect found the culprit: {sha}" + (f" {title}" if title else "")
+    if event.data.get("confirmed"):
+        return text + " (confirmed by rerunning it and its parent)"
+    return text + " (not confirmed yet: CI is flaky, check before reverting)"
+
+
+def _bisect_failed(event: EventView, alert: AlertView) -> str:
+    reason = _data_text(event, "reason")
+    return ":x: Bisect failed" + (f": {reason}" if reason else "")
+
+
+def _bisect_cancelled(event: EventView, alert: AlertView) -> str:
+    reason = _data_text(event, "reason")
+    return f":no_entry_sign: Bisect cancelled by {_who(event)}" + (f" ({reason})" if reason else "")
+
+
+def _grafana_firing(event: EventView, alert: AlertView) -> str:
+    title = _data_text(event, "title", TITLE_CHARS) or "alert"
+    reason = _data_text(event, "reason")
+    return f":bell: Grafana alert firing: {title}" + (f" ({reason})" if reason else "")
+
+
+def _grafana_resolved(event: EventView, alert: AlertView) -> str:
+    title = _data_text(event, "title", TITLE_CHARS) or "alert"
+    return f":bell: Grafana alert resolved: {title}"
+
+
+_EVENT_WRITERS: dict[str, Callable[[EventView, AlertView], str]] = {
+    "opened": _opened,
+    "extended": _extended,
+    "job_joined": _job_joined,
+    "job_recovered": _job_recovered,
+    "acknowledged": _acknowledged,
+    "unacknowledged": _unacknowledged,
+    "assigned": _assigned,
+    "snoozed": _snoozed,
+    "unsnoozed": _unsnoozed,
+    "snooze_expired": _snooze_expired,
+    "woke": _woke,
+    "resolved": _resolved,
+    "reopened": _reopened,
+    "reminder": _reminder,
+    "escalated": _escalated,
+    "bisect_started": _bisect_started,
+    "bisect_round": _bisect_round,
+    "bisect_found": _bisect_found,
+    "bisect_failed": _bisect_failed,
+    "bisect_cancelled": _bisect_cancelled,
+    "grafana_firing": _grafana_firing,
+    "grafana_resolved": _grafana_resolved,
+}
+
+
+# --------------------------------------------------------------------- list lines
+
+
+def render_alert_summary(view: AlertView, now: datetime | None = None) -> str:
+    """One line per alert for lists: short id, title, state, age, owner.
+
+    The owner is a ``<@U…>`` mention so it shows as a name; use these lines in
+    ephemeral messages, App Home or modals, where mentions notify nobody.
+    """
+    now = now or datetime.now(UTC)
+    if view.state == "resolved" and view.resolved_at is not None:
+        age = f"resolved after {_elapsed(view.opened_at, view.resolved_at)}"
+    else:
+        age = f"open {_elapsed(view.opened_at, now)}"
+    owner_id = view.assignee or view.acked_by
+    owner = _user(owner_id) if owner_id else "_unowned_"
+    return (
+        f"`{_text(view.short_id, 20)}` {escape(alert_title(view))} · {view.state} · {age} · {owner}"
+    )

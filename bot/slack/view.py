@@ -1,0 +1,166 @@
+"""The plain data the Slack renderer draws from: one alert, its jobs, commits and thread events.
+
+Keyword-only (two shas cannot be swapped silently); datetimes are UTC, naive ones read as UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+AlertState = Literal["open", "acknowledged", "assigned", "snoozed", "bisecting", "resolved"]
+
+EventKind = Literal[
+    "opened",
+    "extended",
+    "job_joined",
+    "job_recovered",
+    "acknowledged",
+    "unacknowledged",
+    "assigned",
+    "snoozed",
+    "unsnoozed",
+    "snooze_expired",
+    "woke",
+    "resolved",
+    "reopened",
+    "reminder",
+    "escalated",
+    "bisect_started",
+    "bisect_round",
+    "bisect_found",
+    "bisect_failed",
+    "bisect_cancelled",
+    "grafana_firing",
+    "grafana_resolved",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitView:
+    """A trunk commit as shown in a regression range; title and author are raw CI text."""
+
+    sha: str
+    title: str = ""
+    author: str = ""
+    pr_number: int | None = None
+    url: str | None = None  # unused by the renderer: links are built from AlertView.github_url
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobView:
+    """One failing job key of an alert.
+
+    ``streak``: consecutive failing commits (0 or more once recovered).
+    ``log_url`` is preferred over ``html_url`` for the "log" link of the newest failure.
+    ``failure_line``: the first failure line of the newest failing run, raw.
+    ``flaky``: a failure at some commit passed on a rerun (evidence of flakiness).
+    ``recovered``: the job passed on a newer commit; shown struck through.
+    """
+
+    key: str
+    streak: int
+    newest_failing_sha: str
+    first_failing_sha: str
+    log_url: str | None = None
+    html_url: str | None = None
+    failure_line: str | None = None
+    flaky: bool = False
+    recovered: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalAlertView:
+    """An alert from another system (Grafana) attached to this incident.
+
+    ``reason`` is the rule's value string, e.g.
+    ``Failure_Threshold=1, Number_of_Jobs_Failing=1``. ``links`` keys: ``generator``
+    (the Grafana alert), ``dashboard``, ``panel``, ``silence``, ``runbook``.
+    """
+
+    title: str
+    status: str  # firing | resolved
+    priority: str | None = None
+    team: str | None = None
+    reason: str | None = None
+    links: Mapping[str, str] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+    source: str = "grafana"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertView:
+    """Everything the alert's parent message shows.
+
+    ``route``: the workflow family the alert belongs to ("inductor"); shown capitalised.
+    ``team``: the owning team label ("broken-inductor").
+    ``title``: only for alerts without jobs (Grafana-only); job alerts derive theirs.
+    ``acked_by``/``assignee``/``resolved_by``: Slack user ids.
+    ``snooze_reason``: display text such as "until green" or "until abc1234".
+    ``bisect_status``: display text such as "round 2, 16 -> 4 suspects".
+    ``suspects``: commits in (last green, first red], oldest first.
+    ``links``: label -> URL, e.g. {"HUD": ..., "Grafana dashboard": ..., "Runbook": ...}.
+    ``escalated``: shown one priority step higher than ``priority``.
+    """
+
+    id: int
+    short_id: str
+    repo: str  # "pytorch/pytorch"
+    branch: str
+    route: str
+    team: str
+    priority: str  # "P0" (most urgent) .. "P3"
+    state: AlertState
+    opened_at: datetime
+    title: str | None = None
+    acked_by: str | None = None
+    assignee: str | None = None
+    snoozed_until: datetime | None = None
+    snooze_reason: str | None = None
+    bisect_status: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at_sha: str | None = None
+    jobs: tuple[JobView, ...] = ()
+    last_green: CommitView | None = None
+    first_red: CommitView | None = None
+    suspects: tuple[CommitView, ...] = ()
+    external: tuple[ExternalAlertView, ...] = ()
+    links: Mapping[str, str] = field(default_factory=dict)
+    escalated: bool = False
+    github_url: str = "https://github.com"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventView:
+    """One thing that happened to an alert, posted as a quiet thread reply.
+
+    ``actor``: the Slack user who did it, None for the bot itself. ``actor_name`` is
+    their display name if known: replies name people without ``<@U…>`` so that
+    routine updates notify nobody. ``data`` by kind (all keys optional unless noted):
+
+    - opened: {"jobs": int}
+    - extended: {"jobs": [{"key": str, "streak": int}, ...]}
+    - job_joined / job_recovered: {"key": str, "sha": str}
+    - assigned: {"assignee": user id, "assignee_name": str}
+    - snoozed: {"until": ISO datetime | "green" | sha}
+    - woke: {"key": str} (the job whose failure ended the snooze)
+    - resolved: {"sha": str, "duration_s": float, "reason": str}
+    - reopened: {"key": str, "reason": str}
+    - reminder: {"mentions": ["U1", "S2"], "age_s": float}
+    - escalated: {"mentions": [...], "priority": "P1", "age_s": float}
+    - bisect_started: {"suspects": int, "runs_per_round": int, "key": str}
+    - bisect_round: {"round": int, "before": int, "after": int}
+    - bisect_found: {"sha": str, "title": str, "confirmed": bool}
+    - bisect_failed / bisect_cancelled: {"reason": str}
+    - grafana_firing / grafana_resolved: {"title": str, "reason": str}
+    """
+
+    kind: EventKind
+    actor: str | None
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+    actor_name: str | None = None
