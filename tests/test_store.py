@@ -1,0 +1,312 @@
+"""The SQLite store: migrations, WAL, concurrent writers, raw facts and trunk order."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from bot.domain.jobkey import job_key
+from bot.domain.model import Commit, JobResult
+from bot.store import alerts as alert_store
+from bot.store import history
+from bot.store.db import Store
+from migrations import migrations
+
+NOW = datetime(2025, 12, 9, 12, 0, tzinfo=UTC)
+REPO, BRANCH = "pytorch/pytorch", "main"
+JOB = "cuda12.8 / test (inductor_timm, 1, 1, linux.g5)"
+KEY = job_key("inductor", JOB)
+THREAD_TIMEOUT_S = 60.0
+
+
+def all_migration_names() -> list[str]:
+    return [m.name for m in migrations.pending(sqlite_utils.Database(memory=True))]
+
+
+def schema(db: sqlite_utils.Database) -> set[tuple[str, str, str]]:
+    return {
+        (kind, name, " ".join(sql.split()))
+        for kind, name, sql in db.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+    }
+
+
+def result(job_id: int, sha: str, conclusion: str | None = "success",
+           status: str = "completed", name: str = JOB) -> JobResult:
+    return JobResult(repo=REPO, sha=sha, workflow="inductor", job_name=name, job_id=job_id,
+                     status=status, conclusion=conclusion, branch=BRANCH,
+                     completed_at=NOW if status == "completed" else None)
+
+
+def positions(db: sqlite_utils.Database) -> list[str]:
+    return [row[0] for row in db.execute(
+        "SELECT sha FROM commits WHERE repo = ? AND branch = ? ORDER BY position", [REPO, BRANCH])]
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+def test_there_are_migrations_to_test() -> None:
+    names = all_migration_names()
+    assert names[:2] == ["m001_ci_history", "m002_alerts"]
+    assert len(names) == len(set(names))
+
+
+def test_migrate_empty_database(tmp_path: Path) -> None:
+    store = Store(tmp_path / "empty.db")
+    try:
+        assert store.pending_migrations() == all_migration_names()
+        assert store.migrate() == all_migration_names()
+        assert store.pending_migrations() == []
+        tables = set(store.db.table_names())
+        assert {"commits", "job_results", "cells", "deliveries", "alerts", "alert_jobs",
+                "alert_events"} <= tables
+    finally:
+        store.close()
+
+
+def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "twice.db")
+    try:
+        store.migrate()
+        before = schema(store.db)
+        applied = [m.name for m in migrations.applied(store.db)]
+        assert store.migrate() == []
+        assert schema(store.db) == before
+        assert [m.name for m in migrations.applied(store.db)] == applied
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("stop_before", all_migration_names()[1:])
+def test_upgrade_from_each_earlier_migration(tmp_path: Path, stop_before: str) -> None:
+    """A database left at an earlier migration upgrades to the same schema, keeping data."""
+    reference = Store(tmp_path / "reference.db")
+    old = Store(tmp_path / "old.db")
+    try:
+        reference.migrate()
+        migrations.apply(old.db, stop_before=stop_before)
+        names = all_migration_names()
+        expected_applied = names[:names.index(stop_before)]
+        assert [m.name for m in migrations.applied(old.db)] == expected_applied
+        # m001 holds the raw facts: they must survive every later migration
+        with old.transaction() as db:
+            history.place_commits(db, REPO, BRANCH, [Commit("a" * 40)], now=NOW)
+            history.record_result(db, result(1, "a" * 40), KEY, NOW)
+
+        assert old.migrate() == names[names.index(stop_before):]
+        assert schema(old.db) == schema(reference.db)
+        assert positions(old.db) == ["a" * 40]
+        assert old.db.execute("SELECT count(*) FROM job_results").fetchone()[0] == 1
+        assert old.migrate() == []
+    finally:
+        reference.close()
+        old.close()
+
+
+# --- connection settings -----------------------------------------------------------------------
+
+
+def test_wal_mode_and_busy_timeout(store: Store) -> None:
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+    # a connection opened by someone else sees WAL too: it is a property of the file
+    other = sqlite3.connect(store.path)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        other.close()
+
+
+def test_each_thread_gets_its_own_connection(store: Store) -> None:
+    seen: list[int] = []
+    worker = threading.Thread(target=lambda: seen.append(id(store.db.conn)))
+    worker.start()
+    worker.join(THREAD_TIMEOUT_S)
+    assert seen and seen[0] != id(store.db.conn)
+
+
+# --- transactions -----------------------------------------------------------------------------
+
+
+def _new_alert(db: sqlite_utils.Database) -> int:
+    cursor = db.execute(
+        "INSERT INTO alerts (route, repo, branch, team, priority, opened_at) "
+        "VALUES ('inductor', ?, ?, 'broken-inductor', 'P2', ?)", [REPO, BRANCH, NOW.isoformat()])
+    return int(cursor.lastrowid or 0)
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        _new_alert(db)
+        raise RuntimeError("boom")
+    assert store.db.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+    assert not store.db.conn.in_transaction
+
+
+def test_nested_transaction_joins_the_outer_one(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        with store.transaction() as inner:
+            _new_alert(inner)
+        raise RuntimeError("outer fails after inner finished")
+    assert store.db.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+
+
+def _run_threads(count: int,
+                 target: Callable[[int, threading.Barrier], None]) -> list[BaseException]:
+    """Start ``count`` threads on ``target(index, barrier)``; returns what they raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count, timeout=THREAD_TIMEOUT_S)
+
+    def body(index: int) -> None:
+        try:
+            target(index, barrier)
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(THREAD_TIMEOUT_S)
+        assert not t.is_alive(), "a writer thread hung"
+    return errors
+
+
+def test_concurrent_read_modify_write_loses_nothing(store: Store) -> None:
+    """Writers in several threads read a value and write it back + 1 inside a transaction.
+
+    Deferred transactions would fail (or lose increments) when two read, then both
+    write; BEGIN IMMEDIATE makes them queue on the busy timeout instead.
+    """
+    with store.transaction() as db:
+        alert_id = _new_alert(db)
+    threads, rounds = 6, 40
+
+    def work(index: int, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        for i in range(rounds):
+            with store.transaction() as db:
+                (version,) = db.execute("SELECT version FROM alerts WHERE id = ?",
+                                        [alert_id]).fetchone()
+                db.execute("UPDATE alerts SET version = ? WHERE id = ?", [version + 1, alert_id])
+                alert_store.add_event(db, alert_id, "note", NOW, actor=f"U{index}X", n=i)
+
+    assert _run_threads(threads, work) == []
+    db = store.db
+    events = db.execute("SELECT count(*) FROM alert_events WHERE alert_id = ?",
+                        [alert_id]).fetchone()[0]
+    version = db.execute("SELECT version FROM alerts WHERE id = ?", [alert_id]).fetchone()[0]
+    assert events == threads * rounds
+    # each round bumps twice: once by hand, once in add_event
+    assert version == 1 + 2 * threads * rounds
+
+
+def test_concurrent_ingest_from_threads_stores_every_result(store: Store) -> None:
+    from bot.domain.route import Route
+    from bot.ingest.pipeline import Ingestor
+
+    shas = [f"{i:040x}" for i in range(1, 11)]
+    ingestor = Ingestor(store, [Route()], lambda: NOW)
+    ingestor.commits(REPO, BRANCH, [Commit(s, time=NOW) for s in shas])
+    threads = 4
+
+    def work(index: int, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        for n, sha in enumerate(shas):
+            name = f"cuda12.8 / test (inductor_t{index}, 1, 1, linux.g5)"
+            ingestor.result(result(10_000 * (index + 1) + n, sha, "success", name=name))
+
+    assert _run_threads(threads, work) == []
+    db = store.db
+    assert db.execute("SELECT count(*) FROM job_results").fetchone()[0] == threads * len(shas)
+    assert db.execute("SELECT count(*) FROM cells WHERE status = 'success'").fetchone()[0] == (
+        threads * len(shas))
+
+
+# --- raw facts and trunk order ------------------------------------------------------------------
+
+
+def test_same_result_twice_changes_nothing(store: Store) -> None:
+    with store.transaction() as db:
+        history.place_commits(db, REPO, BRANCH, [Commit("a" * 40)], now=NOW)
+        assert history.record_result(db, result(1, "a" * 40, "failure"), KEY, NOW)
+    conn = store.db.conn
+    before = conn.total_changes
+    with store.transaction() as db:
+        assert not history.record_result(db, result(1, "a" * 40, "failure"), KEY,
+                                          NOW + timedelta(hours=1))
+    assert conn.total_changes == before
+
+
+def test_earlier_status_never_replaces_a_later_one(store: Store) -> None:
+    with store.transaction() as db:
+        history.record_result(db, result(1, "a" * 40, "failure"), KEY, NOW)
+        assert not history.record_result(db, result(1, "a" * 40, None, status="in_progress"),
+                                         KEY, NOW)
+        row = db.execute("SELECT status, conclusion FROM job_results").fetchone()
+    assert row == ("completed", "failure")
+
+
+def test_cells_can_be_recomputed_from_raw_results(store: Store) -> None:
+    shas = [f"{i:040x}" for i in range(1, 6)]
+    conclusions = ["success", "failure", "cancelled", "failure", "success"]
+    with store.transaction() as db:
+        history.place_commits(db, REPO, BRANCH, [Commit(s) for s in shas], now=NOW)
+        for n, (sha, conclusion) in enumerate(zip(shas, conclusions, strict=True)):
+            history.record_result(db, result(n + 1, sha, conclusion), KEY, NOW)
+            history.refresh_cell(db, REPO, BRANCH, KEY, sha)
+    query = "SELECT job_key, sha, position, status FROM cells ORDER BY position"
+    before = store.db.execute(query).fetchall()
+    assert [row[3] for row in before] == ["success", "failure", "none", "failure", "success"]
+    with store.transaction() as db:
+        db.execute("DELETE FROM cells")
+        for key, sha in db.execute("SELECT DISTINCT job_key, sha FROM job_results").fetchall():
+            history.refresh_cell(db, REPO, BRANCH, key, sha)
+    assert store.db.execute(query).fetchall() == before
+
+
+def test_results_for_an_unknown_commit_wait_for_its_push(store: Store) -> None:
+    with store.transaction() as db:
+        history.record_result(db, result(1, "b" * 40, "failure"), KEY, NOW)
+        assert not history.refresh_cell(db, REPO, BRANCH, KEY, "b" * 40)
+        history.place_commits(db, REPO, BRANCH, [Commit("b" * 40)], now=NOW)
+        assert history.refresh_cell(db, REPO, BRANCH, KEY, "b" * 40)
+    assert [c.status.value for c in history.cell_rows(store.db, REPO, BRANCH, KEY)] == [
+        "failure"]
+
+
+def test_commits_keep_trunk_order_when_learnt_out_of_order(store: Store) -> None:
+    c = [Commit(f"{i:040x}", time=NOW + timedelta(minutes=i)) for i in range(8)]
+    with store.transaction() as db:
+        history.place_commits(db, REPO, BRANCH, c[3:5], now=NOW)  # a push: 3, 4
+        history.place_commits(db, REPO, BRANCH, c[6:8], after=c[5].sha, now=NOW)  # 6, 7
+        history.place_commits(db, REPO, BRANCH, c[4:7], now=NOW)  # anchored: 5 slots in
+        history.place_commits(db, REPO, BRANCH, c[0:3], now=NOW)  # an older page
+    assert positions(store.db) == [x.sha for x in c]
+
+
+def test_renumbering_a_full_gap_keeps_order_and_cells(store: Store) -> None:
+    """Slotting many commits between two neighbours eventually renumbers history."""
+    low, high = Commit("1" * 40), Commit("2" * 40)
+    with store.transaction() as db:
+        history.place_commits(db, REPO, BRANCH, [low, high], now=NOW)
+        history.record_result(db, result(1, high.sha, "failure"), KEY, NOW)
+        history.refresh_cell(db, REPO, BRANCH, KEY, high.sha)
+        expected = [low.sha, high.sha]
+        newest_inserted = high
+        for i in range(40):  # each insert halves the gap: more than log2(GAP) inserts
+            new = Commit(f"{i + 10:040x}")
+            history.place_commits(db, REPO, BRANCH, [low, new, newest_inserted], now=NOW)
+            expected.insert(1, new.sha)
+            newest_inserted = new
+    assert positions(store.db) == expected
+    (cell,) = history.cell_rows(store.db, REPO, BRANCH, KEY)
+    placed = history.get_commit(store.db, REPO, BRANCH, high.sha)
+    assert placed is not None and cell.position == placed.position
