@@ -1,0 +1,149 @@
+"""Routing TOML and environment settings: defaults, valid files, errors naming key and problem."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_routes, load_settings, parse_routes
+from bot.domain.route import Route
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "routes.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_without_a_file() -> None:
+    (route,) = load_routes(None)
+    assert route == Route()
+    assert (route.name, route.repo, route.branch) == ("inductor", "pytorch/pytorch", "main")
+    assert route.threshold == 3 and route.max_age == timedelta(hours=24)
+    assert (route.team, route.priority) == ("broken-inductor", "P2")
+    assert route.watches_job("inductor", "cuda12.8 / test (inductor_timm, 1, 2, linux.g5)")
+    assert route.watches_job("inductor-periodic", "cuda12.8 / test (dynamo_eager)")
+    assert not route.watches_job("pull", "linux-jammy / test (default, 1, 5, linux.2xlarge)")
+    for excluded in ("unstable", "rerun_disabled_tests", "mem_leak_check"):
+        assert not route.watches_job("inductor", f"cuda12.8 / test (x, 1, 2, linux.g5, {excluded})")
+
+
+def test_default_route_takes_the_default_channel() -> None:
+    (route,) = load_routes(None, default_channel="C123")
+    assert route.channel == "C123"
+
+
+def test_settings_from_environment_without_config() -> None:
+    settings = load_settings({"PORT": "8080", "SCHEDULER_ENABLED": "no"})
+    assert settings.port == 8080 and settings.scheduler_enabled is False
+    assert settings.routes == (Route(),)
+
+
+def test_settings_load_routes_from_bot_config(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[routes]]\nname = "rocm"\nworkflows = "^rocm"\n')
+    settings = load_settings({"BOT_CONFIG": path, "SLACK_CHANNEL": "C9"})
+    assert [(r.name, r.workflows, r.channel) for r in settings.routes] == [("rocm", "^rocm", "C9")]
+
+
+def test_valid_file_with_defaults_and_two_routes(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[defaults]
+repo = "pytorch/pytorch"
+threshold = 2
+max_age = "12h"
+oncall = ["U012ABCDEF"]
+
+[[routes]]
+name = "inductor"
+workflows = "^inductor"
+priority = "p1"
+channel = "C0INDUCTOR"
+
+[[routes]]
+name = "rocm"
+workflows = "^rocm"
+threshold = 4
+max_age = 3600
+exclude = ""
+owners = "S0ROCMTEAM"
+bisect = { max_runs = 4 }
+""")
+    inductor, rocm = load_routes(path)
+    assert inductor.threshold == 2 and inductor.max_age == timedelta(hours=12)
+    assert inductor.priority == "P1" and inductor.channel == "C0INDUCTOR"
+    assert inductor.oncall == ("U012ABCDEF",)
+    assert rocm.threshold == 4 and rocm.max_age == timedelta(hours=1)
+    assert rocm.owners == ("S0ROCMTEAM",) and rocm.bisect == {"max_runs": 4}
+    assert rocm.watches_job("rocm", "linux / test (default, 1, 2, linux.rocm.gpu, unstable)")
+    assert rocm.team == "broken-inductor"  # untouched keys keep the built-in defaults
+
+
+def test_file_with_only_defaults_yields_one_route(tmp_path: Path) -> None:
+    (route,) = load_routes(write(tmp_path, '[defaults]\nteam = "compiler"\n'))
+    assert route.team == "compiler" and route.name == "inductor"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "problem"),
+    [
+        ('colour = "red"\n', "colour", "unknown top-level key"),
+        ('defaults = 3\n', "defaults", "expected a table"),
+        ("routes = []\n", "routes", "at least one"),
+        ('routes = ["x"]\n', "routes[0]", "expected a table"),
+        ('[[routes]]\nchanel = "C1"\n', "routes[0].chanel", "unknown key"),
+        ("[[routes]]\nthreshold = 0\n", "routes[0].threshold", "positive integer"),
+        ('[[routes]]\nthreshold = "3"\n', "routes[0].threshold", "positive integer"),
+        ("[[routes]]\nthreshold = true\n", "routes[0].threshold", "positive integer"),
+        ('[[routes]]\nmax_age = "soon"\n', "routes[0].max_age", "not a duration"),
+        ("[[routes]]\nmax_age = -5\n", "routes[0].max_age", "expected a duration"),
+        ('[[routes]]\nremind_every = "0m"\n', "routes[0].remind_every", "not a positive"),
+        ('[[routes]]\nworkflows = "^(inductor"\n', "routes[0].workflows",
+         "invalid regular expression"),
+        ('[[routes]]\nexclude = "["\n', "routes[0].exclude", "invalid regular expression"),
+        ('[[routes]]\npriority = "urgent"\n', "routes[0].priority", "P0, P1, P2 or P3"),
+        ('[[routes]]\nrepo = "pytorch"\n', "routes[0].repo", "owner/name"),
+        ("[[routes]]\nteam = 7\n", "routes[0].team", "expected a string"),
+        ('[[routes]]\noncall = ["alice"]\n', "routes[0].oncall", "not a Slack user"),
+        ("[[routes]]\nowners = [1]\n", "routes[0].owners", "list of Slack"),
+        ('[[routes]]\nbisect = "yes"\n', "routes[0].bisect", "expected a table"),
+        ('[[routes]]\nname = "a"\n[[routes]]\nname = "b"\nthreshold = 0\n',
+         "routes[1].threshold", "positive integer"),
+        ('[[routes]]\nname = "a"\n[[routes]]\nname = "a"\n', "routes", "unique"),
+        ('[defaults]\npriority = "P9"\n[[routes]]\nname = "a"\n', "routes[0].priority",
+         "P0, P1, P2 or P3"),
+    ],
+)
+def test_invalid_file_names_key_and_problem(tmp_path: Path, toml: str, key: str,
+                                            problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_routes(write(tmp_path, toml))
+    message = str(caught.value)
+    assert key in message and problem in message, message
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"BOT_CONFIG: file .*nope\.toml does not exist"):
+        load_routes(str(tmp_path / "nope.toml"))
+
+
+def test_broken_toml_is_reported_with_its_location(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"BOT_CONFIG: .* is not valid TOML: .*line 2"):
+        load_routes(write(tmp_path, '[[routes]]\nname = "unterminated\n'))
+
+
+def test_invalid_setting_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"PORT: expected an integer, got 'eighty'"):
+        load_settings({"PORT": "eighty"})
+
+
+def test_invalid_routes_fail_settings_at_start(tmp_path: Path) -> None:
+    path = write(tmp_path, "[[routes]]\nthreshold = -1\n")
+    with pytest.raises(ConfigError, match=r"routes\[0\]\.threshold"):
+        load_settings({"BOT_CONFIG": path})
+
+
+def test_parse_routes_accepts_plain_mappings() -> None:
+    (route,) = parse_routes({"routes": [{"name": "x", "remind_limit": 5}]})
+    assert route.name == "x" and route.remind_limit == 5
