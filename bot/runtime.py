@@ -48,7 +48,7 @@ class Bot:
         self.sender = Sender(
             self.store, self.slack_api, self.routes, self.health,
             default_channel=settings.slack_channel or ("console" if self.console else None),
-            clock=clock, **(sender_options or {}))
+            **(sender_options or {}))
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed)
         self.scheduler = Scheduler(self.store, self.health, clock)
         self.bolt = None

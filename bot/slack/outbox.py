@@ -57,9 +57,11 @@ def ensure_parent(db: sqlite_utils.Database, alert_id: int, channel: str) -> Non
                [alert_id, channel])
 
 
-def mark_post_started(db: sqlite_utils.Database, table: str, key: str, value: int,
-                      now: datetime) -> None:
-    db.execute(f"UPDATE {table} SET post_started_at = ? WHERE {key} = ?", [to_iso(now), value])
+def mark_parent_started(db: sqlite_utils.Database, alert_id: int, covered_event_id: int,
+                        now: datetime) -> None:
+    """Note, before calling Slack, that a post may be about to exist and what it shows."""
+    db.execute("UPDATE slack_parents SET post_started_at = ?, covered_event_id = ? "
+               "WHERE alert_id = ?", [to_iso(now), covered_event_id, alert_id])
 
 
 def record_parent(db: sqlite_utils.Database, alert_id: int, ts: str, version: int,

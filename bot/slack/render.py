@@ -253,7 +253,7 @@ def _range_blocks(view: AlertView) -> list[Block]:
         return []
     green = _commit_link(view, view.last_green.sha) if view.last_green else "_not found_"
     red = _commit_link(view, view.first_red.sha) if view.first_red else "_not found_"
-    count = len(view.suspects)
+    count = view.suspect_count if view.suspect_count is not None else len(view.suspects)
     noun = "suspect" if count == 1 else "suspects"
     header = f"*Regression range:* last green {green} → first red {red} · *{count} {noun}*"
     lines = [_suspect_line(view, commit) for commit in view.suspects[:SUSPECTS_SHOWN]]

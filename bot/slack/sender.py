@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,7 +58,7 @@ class Sender:
         health: Health,
         *,
         default_channel: str | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = _utc_now,  # wall time: Slack ts and backoff use it
         pace_s: float = 1.0,
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
@@ -163,9 +164,8 @@ class Sender:
                         log.info("alert %s: parent already in Slack (ts %s); not reposting",
                                  due.alert_id, found)
                         with self.store.transaction() as db:
-                            covered = _covered_until(db, due.alert_id, due.post_started_at)
-                            outbox.record_parent(db, due.alert_id, found, 0, covered,
-                                                 self.clock())
+                            # version 0: the next pass edits it to the current state
+                            outbox.record_parent(db, due.alert_id, found, 0, 0, self.clock())
                         return True
                 return self._post_parent(due, channel)
             return self._update_parent(due, channel)
@@ -195,7 +195,7 @@ class Sender:
             return False
         version, text, blocks, covered = rendered
         with self.store.transaction() as db:
-            outbox.mark_post_started(db, "slack_parents", "alert_id", due.alert_id, self.clock())
+            outbox.mark_parent_started(db, due.alert_id, covered, self.clock())
         metadata = {"event_type": PARENT_EVENT, "event_payload": {"alert_id": due.alert_id}}
         response = self._call_with_fallback(
             "chat.postMessage", channel, text, blocks,
@@ -280,7 +280,13 @@ class Sender:
                      None)
         if view is None or event is None:
             return None
-        return render_event(event_view(event), view) or None
+        shown = event_view(event)
+        if event.kind == "extended":
+            # coalesced: one reply stands for every extension since the last, so it
+            # reports the streaks as they are now, not as the first event saw them
+            jobs = [{"key": j.key, "streak": j.streak} for j in view.jobs if not j.recovered]
+            shown = replace(shown, data={**shown.data, "jobs": jobs})
+        return render_event(shown, view) or None
 
     # --- Slack calls ------------------------------------------------------------------------
 
@@ -361,11 +367,3 @@ class Sender:
         self.health.note("slack", f"{snapshot['parents_pending']} parent(s), "
                                   f"{snapshot['events_pending']} event(s) pending")
 
-
-def _covered_until(db: Any, alert_id: int, when: datetime) -> int:
-    """The newest event a parent posted at ``when`` already showed."""
-    from bot.store.codec import to_iso
-
-    row = db.execute("SELECT coalesce(max(id), 0) FROM alert_events WHERE alert_id = ? AND at <= ?",
-                     [alert_id, to_iso(when)]).fetchone()
-    return int(row[0])

@@ -101,7 +101,8 @@ class AlertView:
     ``acked_by``/``assignee``/``resolved_by``: Slack user ids.
     ``snooze_reason``: display text such as "until green" or "until abc1234".
     ``bisect_status``: display text such as "round 2, 16 -> 4 suspects".
-    ``suspects``: commits in (last green, first red], oldest first.
+    ``suspects``: commits in (last green, first red], oldest first; possibly only the
+    first few hundred of a long range, with ``suspect_count`` the exact total.
     ``links``: label -> URL, e.g. {"HUD": ..., "Grafana dashboard": ..., "Runbook": ...}.
     ``escalated``: shown one priority step higher than ``priority``.
     """
@@ -128,6 +129,7 @@ class AlertView:
     last_green: CommitView | None = None
     first_red: CommitView | None = None
     suspects: tuple[CommitView, ...] = ()
+    suspect_count: int | None = None  # None: len(suspects) is the whole range
     external: tuple[ExternalAlertView, ...] = ()
     links: Mapping[str, str] = field(default_factory=dict)
     escalated: bool = False

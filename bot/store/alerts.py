@@ -153,7 +153,8 @@ def apply_decision(db: sqlite_utils.Database, route: Route, job_key: str, decisi
             _write_member(db, alert_id, job_key, streak, now)
             _refresh_range(db, alert_id)
             if extended:
-                add_event(db, alert_id, "extended", now, key=job_key, streak=streak.length,
+                add_event(db, alert_id, "extended", now,
+                          jobs=[{"key": job_key, "streak": streak.length}],
                           sha=_sha(streak.newest_failure))
             else:
                 bump_version(db, alert_id)
@@ -167,7 +168,7 @@ def apply_decision(db: sqlite_utils.Database, route: Route, job_key: str, decisi
             add_event(db, alert_id, "job_recovered", now, key=job_key, sha=green.sha,
                       flaky=green.status is CellStatus.FLAKY)
             if resolves:
-                resolve(db, alert_id, now, sha=green.sha, reason="jobs green again")
+                resolve(db, alert_id, now, sha=green.sha)
             return alert_id
     raise AssertionError(f"unknown decision {decision!r}")
 
