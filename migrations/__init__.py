@@ -189,3 +189,61 @@ def m003_slack_delivery(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m004_external_alerts(db: Database) -> None:
+    """Grafana alerts (one row per fingerprint) and the pollers' resumable state.
+
+    ``external_alerts.alert_id`` is the incident a Grafana alert belongs to: the bot's
+    own open streak alert for the same team, or a ``kind = 'grafana'`` alert of its own.
+    ``poller_state`` holds each poller's cursor, ETags and rate-limit pause, so a
+    restart resumes where the last committed tick ended; ``github_runs`` remembers
+    which workflow runs' jobs were ingested, so unchanged runs are not fetched again.
+    """
+    db.executescript(
+        """
+        CREATE TABLE external_alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL DEFAULT 'grafana',
+            fingerprint TEXT NOT NULL,
+            alert_id INTEGER REFERENCES alerts(id),
+            title TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            team TEXT,
+            priority TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            values_json TEXT NOT NULL DEFAULT '{}',
+            links TEXT NOT NULL DEFAULT '{}',
+            starts_at TEXT,
+            ends_at TEXT,
+            updated_at TEXT NOT NULL,
+            last_notification_at TEXT NOT NULL,
+            UNIQUE (source, fingerprint)
+        );
+        CREATE INDEX external_alerts_alert ON external_alerts (alert_id);
+
+        CREATE TABLE poller_state (
+            name TEXT PRIMARY KEY,
+            cursor TEXT,
+            etag_json TEXT NOT NULL DEFAULT '{}',
+            paused_until TEXT,
+            last_error TEXT,
+            updated_at TEXT
+        );
+
+        CREATE TABLE github_runs (
+            repo TEXT NOT NULL,
+            run_id INTEGER NOT NULL,
+            workflow TEXT NOT NULL,
+            head_sha TEXT NOT NULL,
+            version TEXT NOT NULL,
+            completed INTEGER NOT NULL DEFAULT 0,
+            jobs_etag TEXT,
+            created_at TEXT,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (repo, run_id)
+        );
+        """
+    )
+
