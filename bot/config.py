@@ -43,6 +43,7 @@ class Settings:
     hud_token: str | None = None
     hud_poll_interval: int = 120
     hud_per_page: int = 50
+    hud_backfill_commits: int = 50
     grafana_webhook_token: str | None = None
     grafana_webhook_secret: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
@@ -51,7 +52,7 @@ class Settings:
 
 
 _INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "hud_poll_interval",
-                 "hud_per_page", "max_body_bytes"}
+                 "hud_per_page", "hud_backfill_commits", "max_body_bytes"}
 _BOOL_SETTINGS = {"scheduler_enabled"}
 
 
