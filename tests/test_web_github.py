@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -102,6 +103,22 @@ def test_ping_answers_200(client: httpx.Client) -> None:
     answer = post(client, "ping", {"zen": "Keep it logically awesome.", "hook_id": 1})
     assert answer.status_code == 200
     assert answer.json() == {"ok": True, "pong": True}
+
+
+def test_form_encoded_deliveries_are_read(running: RunningBot, client: httpx.Client) -> None:
+    push = broken_trunk().push_delivery(0, 1)["payload"]
+    body = urlencode({"payload": json.dumps(push)}).encode()
+    answer = client.post("/github/webhook", content=body, headers={
+        "X-GitHub-Event": "push", "X-GitHub-Delivery": "form-1",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Hub-Signature-256": sign_github(GITHUB_SECRET, body)})
+    assert answer.status_code == 200
+    assert answer.json()["commits_placed"] == 2
+    empty = b"other=1"
+    refused = client.post("/github/webhook", content=empty, headers={
+        "X-GitHub-Event": "push", "Content-Type": "application/x-www-form-urlencoded",
+        "X-Hub-Signature-256": sign_github(GITHUB_SECRET, empty)})
+    assert refused.status_code == 400
 
 
 def test_push_records_trunk_order_and_redelivery_changes_nothing(

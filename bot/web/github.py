@@ -12,6 +12,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -67,7 +68,7 @@ class GitHubWebhook:
                 raise Refusal(400, "X-GitHub-Event header is missing")
             delivery = (request.headers.get("x-github-delivery", "").strip()
                         or "sha256:" + hashlib.sha256(body).hexdigest())
-            payload = parse_json(body)
+            payload = parse_json(_json_part(body, request.headers.get("content-type", "")))
             if event == "ping":
                 self.bot.health.ok(SOURCE)
                 return JSONResponse({"ok": True, "pong": True})
@@ -126,6 +127,23 @@ class GitHubWebhook:
                         len(push.commits))
         after = None if push.before == NULL_SHA else push.before
         return self.bot.ingestor.commits(push.repo, push.branch, push.commits, after=after)
+
+
+def _json_part(body: bytes, content_type: str) -> bytes:
+    """The JSON document: the body, or its ``payload`` field when the hook is form-encoded.
+
+    A GitHub webhook can be set to ``application/x-www-form-urlencoded``; the signature
+    still covers the raw body, so this runs after verification.
+    """
+    if not content_type.lower().startswith("application/x-www-form-urlencoded"):
+        return body
+    try:
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise Refusal(400, "form-encoded body is malformed") from None
+    if "payload" not in fields:
+        raise Refusal(400, "form-encoded body has no payload field")
+    return fields["payload"][-1].encode("utf-8")
 
 
 def _parse(event: str, payload: Any) -> PushEvent | JobResult | None:
