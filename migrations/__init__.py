@@ -247,3 +247,41 @@ def m004_external_alerts(db: Database) -> None:
         """
     )
 
+
+@migrations()
+def m005_alert_triage(db: Database) -> None:
+    """Who acknowledged, owns or snoozed an alert, and where its reminders stand.
+
+    Reminders and escalation are derived from these columns on every tick, never
+    from memory: ``reminders_from`` restarts the reminder clock (NULL means
+    ``opened_at``), ``reminders_sent`` and ``last_reminder_at`` say how far it got.
+    ``processed_interactions`` remembers Slack event ids so retries
+    (``X-Slack-Retry-Num``) are answered once; ``digests`` remembers the daily
+    digest sent to each channel.
+    """
+    for column, kind in (
+        ("acked_by", "TEXT"), ("acked_at", "TEXT"),
+        ("assignee", "TEXT"), ("assigned_by", "TEXT"), ("assigned_at", "TEXT"),
+        ("snoozed_until", "TEXT"), ("snooze_kind", "TEXT"), ("snooze_sha", "TEXT"),
+        ("snoozed_by", "TEXT"),
+        ("reminders_from", "TEXT"), ("reminders_sent", "INTEGER NOT NULL DEFAULT 0"),
+        ("last_reminder_at", "TEXT"),
+        ("escalated", "INTEGER NOT NULL DEFAULT 0"), ("escalated_at", "TEXT"),
+        ("bisect_status", "TEXT"),
+    ):
+        db.execute(f"ALTER TABLE alerts ADD COLUMN {column} {kind}")
+    db.executescript(
+        """
+        CREATE TABLE processed_interactions (
+            key TEXT PRIMARY KEY,
+            at TEXT NOT NULL
+        );
+
+        CREATE TABLE digests (
+            channel TEXT NOT NULL,
+            day TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (channel, day)
+        );
+        """
+    )

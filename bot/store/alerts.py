@@ -148,6 +148,9 @@ def apply_decision(db: sqlite_utils.Database, route: Route, job_key: str, decisi
             _refresh_range(db, alert_id)
             add_event(db, alert_id, "job_joined", now, key=job_key, streak=streak.length,
                       sha=_sha(streak.first_failure))
+            from bot.store.triage import wake_if_snoozed  # triage builds on this module
+
+            wake_if_snoozed(db, alert_id, job_key, now)
             return alert_id
         case Update(alert_id=alert_id, streak=streak, extended=extended):
             _write_member(db, alert_id, job_key, streak, now)
