@@ -245,6 +245,7 @@ class FakeSlack:
         self._ephemerals: list[JsonDict] = []
         self._home_views: dict[str, JsonDict] = {}
         self._opened_views: list[JsonDict] = []
+        self._responses: list[JsonDict] = []
         self._last_post_at: dict[str, float] = {}
         self._last_ts_us = self._start_us if self._start_us is not None else 0
         self._view_counter = 0
@@ -433,6 +434,24 @@ class FakeSlack:
         """Modals opened with ``views.open``, in order, each with its ``trigger_id``."""
         with self._cond:
             return [_copy(v) for v in self._opened_views]
+
+    def response_url(self, key: str) -> str:
+        """A ``response_url`` for an interaction; what the bot posts there is kept by key."""
+        return f"{self.url}/respond/{key}"
+
+    def responses(self, key: str | None = None) -> list[JsonDict]:
+        """Messages posted to ``response_url(key)`` (all keys when None), oldest first."""
+        with self._cond:
+            return [_copy(r) for r in self._responses if key in (None, r["key"])]
+
+    def _record_response(self, key: str, body: bytes) -> None:
+        try:
+            message = json.loads(body or b"{}")
+        except ValueError:
+            message = {"unparsed": body.decode("utf-8", "replace")}
+        with self._cond:
+            self._responses.append({"key": key, **message})
+            self._cond.notify_all()
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Block until ``predicate()`` is truthy (re-checked on every change); return its value.
@@ -838,6 +857,15 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if parts.path.startswith("/respond/"):
+            # response_url posts (Bolt's respond()) answer a bare "ok", as Slack does
+            fake._record_response(parts.path.removeprefix("/respond/"), body)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            return
         if not parts.path.startswith("/api/"):
             self._reply(_Answer(404, {"ok": False, "error": "not_found"}, {}))
             return

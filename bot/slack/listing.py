@@ -1,0 +1,102 @@
+"""Which alerts a person sees from a channel or the App Home, and links to their threads.
+
+Read-only: the slash command's ``list``/``show`` and the Home tab build on these.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.domain.route import Route
+from bot.slack.client import SlackError
+from bot.slack.mrkdwn import link
+from bot.slack.present import build_alert_view, short_id
+from bot.slack.render import render_alert_summary
+from bot.slack.view import AlertView
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+log = logging.getLogger(__name__)
+
+LIST_LIMIT = 20
+
+
+def channel_of(bot: Bot, route: Route) -> str | None:
+    """The channel a route's alerts are posted to (the sender's rule)."""
+    return route.channel or bot.sender.default_channel
+
+
+def routes_of_channel(bot: Bot, channel: str) -> list[str]:
+    return [name for name, route in bot.routes.items() if channel_of(bot, route) == channel]
+
+
+def open_alert_ids(bot: Bot, routes: Collection[str] | None = None) -> list[int]:
+    """Open alerts, newest first; only those of ``routes`` when given."""
+    rows = bot.store.db.execute(
+        "SELECT id, route FROM alerts WHERE state != 'resolved' ORDER BY id DESC").fetchall()
+    return [row[0] for row in rows if routes is None or row[1] in routes]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The alert a command is about, or why none could be chosen."""
+
+    alert_id: int | None
+    problem: str | None = None
+
+
+def target(bot: Bot, channel: str, alert_id: int | None) -> Target:
+    """The given alert, or the one open alert of the channel's routes when none is given."""
+    if alert_id is not None:
+        return Target(alert_id)
+    ids = open_alert_ids(bot, routes_of_channel(bot, channel))
+    if len(ids) == 1:
+        return Target(ids[0])
+    if not ids:
+        return Target(None, "No alert is open for this channel, so give an alert id "
+                            "(`list all` shows every open alert).")
+    shown = ", ".join(f"`{short_id(i)}`" for i in ids[:10])
+    return Target(None, f"{len(ids)} alerts are open for this channel ({shown}): "
+                        "say which one.")
+
+
+def alert_views(bot: Bot, ids: Collection[int]) -> list[AlertView]:
+    db = bot.store.db
+    return [view for alert_id in ids
+            if (view := build_alert_view(db, alert_id, bot.routes)) is not None]
+
+
+def permalink(bot: Bot, alert_id: int) -> str | None:
+    """A link to the alert's message (its thread), once the parent is posted."""
+    row = bot.store.db.execute(
+        "SELECT channel, ts FROM slack_parents WHERE alert_id = ? AND ts IS NOT NULL",
+        [alert_id]).fetchone()
+    if row is None:
+        return None
+    try:
+        response = bot.slack_api.call("chat.getPermalink", channel=row[0], message_ts=row[1])
+    except SlackError as exc:
+        log.warning("no permalink for alert %s: %s", alert_id, exc)
+        return None
+    return response.get("permalink")
+
+
+def sort_for_user(views: list[AlertView], user: str) -> list[AlertView]:
+    """Assigned to the user first, then acknowledged by them, then the rest; newest first."""
+    def rank(view: AlertView) -> tuple[int, float]:
+        mine = 0 if view.assignee == user else 1 if view.acked_by == user else 2
+        return mine, -view.opened_at.timestamp()
+
+    return sorted(views, key=rank)
+
+
+def summary_line(bot: Bot, view: AlertView, now: datetime) -> str:
+    """Short id, title, state, age, owner, and a link to the thread when there is one."""
+    line = render_alert_summary(view, now)
+    url = permalink(bot, view.id)
+    return f"{line} · {link(url, 'thread')}" if url else line

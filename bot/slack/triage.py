@@ -1,0 +1,224 @@
+"""The triage actions both front doors share: the alert's buttons and the slash command.
+
+One function, ``perform``, checks who may act, applies the transition in the store,
+wakes Slack delivery (the parent is edited, the thread gets a reply) and words the
+answer for the person who asked. Refusals are answers too, never exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from bot.domain import triage as rules
+from bot.domain.durations import format_duration
+from bot.domain.route import Route
+from bot.domain.triage import Refusal, SnoozeSpec
+from bot.slack.client import SlackError
+from bot.slack.mrkdwn import date, escape, mention
+from bot.slack.present import short_id
+from bot.store import triage as triage_store
+from bot.store.triage import Outcome
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+log = logging.getLogger(__name__)
+
+Verb = Literal["ack", "unack", "assign", "snooze", "unsnooze", "resolve", "bisect"]
+# answers that mean "the input named something that does not exist" (shown with usage)
+UNKNOWN_CODES = frozenset({"not_found", "unknown_user"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    verb: Verb
+    alert_id: int
+    actor: str  # Slack user id: no account linking, the id is the identity
+    assignee: str | None = None
+    snooze: SnoozeSpec | None = None
+    reason: str | None = None
+    job: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What to tell the person who acted (mrkdwn); ``code`` names a refusal's cause."""
+
+    ok: bool
+    text: str
+    code: str | None = None
+
+
+class Bisector(Protocol):
+    """What the bisect service offers; the bot has none until one is configured."""
+
+    def start(self, alert_id: int, actor: str, job: str | None) -> str:
+        """Start a bisect and return the answer for the actor; ValueError refuses."""
+        ...
+
+
+def perform(bot: Bot, request: Request) -> Answer:
+    """Run one action for one person and say what happened."""
+    alert = short_id(request.alert_id)
+    state = triage_store.load(bot.store.db, request.alert_id)
+    if state is None:
+        return Answer(False, f"There is no alert {alert}.", "not_found")
+    route = bot.routes.get(state.route) or Route(name=state.route)
+    if request.verb in ("resolve", "bisect"):
+        refused = _permission(bot, request, route)
+        if refused is not None:
+            return refused
+    if request.verb == "bisect":
+        return _bisect(bot, request, state)
+    assignee_name = None
+    if request.verb == "assign":
+        assert request.assignee is not None
+        found, assignee_name = _user_name(bot, request.assignee)
+        if not found:
+            return Answer(False, f"There is no Slack user {mention(request.assignee)} "
+                                 f"(`{request.assignee}`).", "unknown_user")
+    now = bot.clock()
+    with bot.store.transaction() as db:
+        match request.verb:
+            case "ack":
+                outcome = triage_store.acknowledge(db, request.alert_id, request.actor, now)
+            case "unack":
+                outcome = triage_store.unacknowledge(db, request.alert_id, request.actor, now)
+            case "assign":
+                outcome = triage_store.assign(db, request.alert_id, request.actor,
+                                              request.assignee or "", now, assignee_name)
+            case "snooze":
+                assert request.snooze is not None
+                outcome = triage_store.snooze(db, request.alert_id, request.actor,
+                                              request.snooze, now)
+            case "unsnooze":
+                outcome = triage_store.unsnooze(db, request.alert_id, request.actor, now)
+            case "resolve":
+                outcome = triage_store.resolve(db, request.alert_id, request.actor,
+                                               request.reason, now)
+            case _:
+                raise AssertionError(f"unknown verb {request.verb!r}")
+    if outcome.refusal is not None:
+        return Answer(False, refusal_text(alert, outcome.refusal, request.actor),
+                      outcome.refusal.code)
+    bot.alerts_changed({request.alert_id})
+    return Answer(True, _done_text(alert, request, outcome))
+
+
+def _done_text(alert: str, request: Request, outcome: Outcome) -> str:
+    match request.verb:
+        case "ack":
+            return f":eyes: You acknowledged {alert}; reminders stop."
+        case "unack":
+            return f":leftwards_arrow_with_hook: You withdrew the acknowledgement of {alert}."
+        case "assign":
+            return f":bust_in_silhouette: Assigned {alert} to {mention(request.assignee or '')}."
+        case "snooze":
+            assert request.snooze is not None and outcome.state is not None
+            state = outcome.state
+            until = f"{date(state.snoozed_until)}" if state.snoozed_until else ""
+            if request.snooze.kind == "green":
+                how = "until the jobs are green"
+            elif request.snooze.kind == "sha":
+                how = (f"until `{escape((state.snooze_sha or '')[:10])}` has results "
+                       f"(at most until {until})")
+            else:
+                length = format_duration(request.snooze.duration or timedelta())
+                how = f"for {length}, until {until}"
+            return f":zzz: Snoozed {alert} {how}. A new failing job wakes it."
+        case "unsnooze":
+            return f":alarm_clock: Unsnoozed {alert}."
+        case _:
+            return f":white_check_mark: Resolved {alert}."
+
+
+def refusal_text(alert: str, refusal: Refusal, actor: str) -> str:
+    """Why nothing happened, naming whoever got there first."""
+    who = "You" if refusal.by == actor else (mention(refusal.by) if refusal.by else "Someone")
+    when = f" at {date(refusal.at)}" if refusal.at is not None else ""
+    match refusal.code:
+        case "not_found":
+            return f"There is no alert {alert}."
+        case "resolved":
+            return f"{alert} is already resolved; nothing to do."
+        case "already_acked":
+            return f"{who} already acknowledged {alert}{when}."
+        case "not_acked":
+            return f"{alert} is not acknowledged, so there is nothing to withdraw."
+        case "already_assigned":
+            return f"{alert} is already assigned to {mention(refusal.detail or '')}."
+        case "not_snoozed":
+            return f"{alert} is not snoozed."
+        case "bisecting":
+            return f"A bisect is already running on {alert}."
+    return f"{alert}: nothing changed ({refusal.code})."
+
+
+# ------------------------------------------------------------------- who may act
+
+
+def _permission(bot: Bot, request: Request, route: Route) -> Answer | None:
+    """Resolving and bisecting may be limited per route (``resolvers``); None: allowed."""
+    allowed = route.resolvers
+    if rules.may_act(request.actor, allowed, group_members(bot, allowed)):
+        return None
+    who = ", ".join(mention(slack_id) for slack_id in allowed)
+    what = "resolve" if request.verb == "resolve" else "bisect"
+    return Answer(False, f":no_entry: Only {who} may {what} alerts of route `{route.name}`.",
+                  "forbidden")
+
+
+def group_members(bot: Bot, ids: Collection[str]) -> dict[str, set[str]]:
+    """Expand the user groups (``S...``) among ``ids`` with ``usergroups.users.list``.
+
+    A group that cannot be read counts as empty: refusing is safer than allowing.
+    """
+    members: dict[str, set[str]] = {}
+    for group in ids:
+        if not group.startswith("S"):
+            continue
+        try:
+            response = bot.slack_api.call("usergroups.users.list", usergroup=group)
+        except SlackError as exc:
+            log.warning("cannot expand user group %s: %s", group, exc)
+            response = {}
+        members[group] = set(response.get("users") or ())
+    return members
+
+
+def _user_name(bot: Bot, user_id: str) -> tuple[bool, str | None]:
+    """Whether Slack knows the user, and a display name for quiet thread replies."""
+    try:
+        response = bot.slack_api.call("users.info", user=user_id)
+    except SlackError as exc:
+        if exc.code == "user_not_found":
+            return False, None
+        log.warning("users.info %s failed: %s", user_id, exc)
+        return True, None
+    user = response.get("user") or {}
+    profile = user.get("profile") or {}
+    name = profile.get("display_name") or profile.get("real_name") or user.get("name")
+    return True, name or None
+
+
+# ------------------------------------------------------------------- bisect
+
+
+def _bisect(bot: Bot, request: Request, state: rules.TriageState) -> Answer:
+    alert = short_id(request.alert_id)
+    refused = rules.bisect_refusal(state)
+    if refused is not None:
+        return Answer(False, refusal_text(alert, refused, request.actor), refused.code)
+    bisector: Bisector | None = getattr(bot, "bisector", None)
+    if bisector is None:
+        return Answer(False, f":construction: Bisect is not configured on this bot, so {alert} "
+                             "cannot be bisected from Slack yet. The alert's regression range "
+                             "lists the suspect commits.", "not_configured")
+    try:
+        return Answer(True, bisector.start(request.alert_id, request.actor, request.job))
+    except ValueError as exc:
+        return Answer(False, str(exc), "bisect_refused")

@@ -1,0 +1,474 @@
+"""Slash commands, buttons and the App Home over signed HTTP against the running bot.
+
+The real bot serves ``/slack/events`` on 127.0.0.1 and talks to a fake Slack; each test
+opens a real alert by ingesting a broken trunk, then acts as Slack would: signed
+form posts, ``response_url`` answers recorded by the fake, and the alert's parent
+message and thread read back from the fake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from tests.fakes.slack_api import FakeSlack
+from tests.support.alerts import (
+    CHANNEL,
+    FAST_SENDER,
+    break_timm,
+    broken_trunk,
+    feed,
+    slack_settings,
+)
+from tests.support.server import Clock, RunningBot, running_bot
+from tests.support.trunk import Trunk
+
+SECRET = "test-signing-secret"
+RESOLVERS = ("U1", "S0FIXERS")  # U1 by name, U2 through the user group
+USERS = [{"id": f"U{i}", "name": name} for i, name in
+         enumerate(["alice", "bob", "carol", "dan", "erin", "frank", "grace"], start=1)]
+
+
+def text_of(message: dict[str, Any] | None) -> str:
+    message = message or {}
+    return message.get("text", "") + json.dumps(message.get("blocks", []))
+
+
+def showing(read: Callable[[], dict[str, Any] | None],
+            *needles: str) -> Callable[[], dict[str, Any] | None]:
+    """A ``wait_for`` predicate: the message ``read`` returns, once it shows every needle."""
+    def check() -> dict[str, Any] | None:
+        message = read()
+        return message if message and all(n in text_of(message) for n in needles) else None
+    return check
+
+
+@dataclass
+class Reply:
+    """Slack's view of one interactive request: the HTTP answer and the response_url posts."""
+
+    http: httpx.Response
+    key: str
+    fake: FakeSlack
+
+    def text(self, timeout: float = 10.0) -> str:
+        """The ephemeral answer: in the acknowledgement itself, or posted to response_url."""
+        assert self.http.status_code == 200, self.http.text
+        if self.http.content:
+            body = self.http.json()
+            if body.get("text"):
+                assert body.get("response_type") == "ephemeral"
+                return str(body["text"])
+        [answer] = self.fake.wait_for(lambda: self.fake.responses(self.key), timeout)
+        assert answer["response_type"] == "ephemeral"
+        return str(answer.get("text", ""))
+
+
+class SlackSide:
+    """What Slack sends to the bot, signed as Slack signs it, and what Slack then holds."""
+
+    def __init__(self, running: RunningBot, fake: FakeSlack, trunk: Trunk) -> None:
+        self.running = running
+        self.bot = running.bot
+        self.fake = fake
+        self.trunk = trunk
+        self._keys = itertools.count(1)
+        self.http = running.client()
+
+    def post(self, body: str, content_type: str = "application/x-www-form-urlencoded",
+             timestamp: int | None = None, secret: str = SECRET,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256)
+        return self.http.post("/slack/events", content=body.encode(), headers={
+            "Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": f"v0={digest.hexdigest()}", **(headers or {})})
+
+    def command(self, text: str, user: str = "U1", channel: str = CHANNEL,
+                name: str = "/inductor") -> Reply:
+        key = f"cmd{next(self._keys)}"
+        form = {"token": "legacy", "team_id": "TFAKE", "channel_id": channel,
+                "channel_name": "ci", "user_id": user, "user_name": user.lower(),
+                "command": name, "text": text, "api_app_id": "A0BOT",
+                "response_url": self.fake.response_url(key), "trigger_id": "1.2.3"}
+        return Reply(self.post(urlencode(form)), key, self.fake)
+
+    def click(self, action_id: str, user: str = "U1", *, choose: str | None = None,
+              source: dict[str, Any] | None = None, in_home: bool = False) -> Reply:
+        """Click ``action_id`` as rendered in the parent message (or ``source``'s blocks).
+
+        ``choose``: the user for the user picker, the option code ("2h") for snooze.
+        """
+        source = source if source is not None else self.parent()
+        action = self._action(source, action_id, choose)
+        key = f"act{next(self._keys)}"
+        payload: dict[str, Any] = {
+            "type": "block_actions", "team": {"id": "TFAKE"}, "api_app_id": "A0BOT",
+            "user": {"id": user, "username": user.lower(), "team_id": "TFAKE"},
+            "token": "legacy", "trigger_id": "1.2.3", "actions": [action]}
+        if in_home:
+            payload["container"] = {"type": "view", "view_id": source.get("id", "V1")}
+            payload["view"] = source
+        else:
+            payload.update(
+                container={"type": "message", "message_ts": source["ts"],
+                           "channel_id": CHANNEL, "is_ephemeral": False},
+                channel={"id": CHANNEL, "name": "ci"}, message=source,
+                response_url=self.fake.response_url(key))
+        return Reply(self.post(urlencode({"payload": json.dumps(payload)})), key, self.fake)
+
+    @staticmethod
+    def _action(source: dict[str, Any], action_id: str, choose: str | None) -> dict[str, Any]:
+        for block in source.get("blocks", []):
+            for element in block.get("elements", []):
+                if element.get("action_id") != action_id:
+                    continue
+                action = {"type": element["type"], "action_id": action_id,
+                          "block_id": block["block_id"], "action_ts": "1.1"}
+                if element["type"] == "button":
+                    action["value"] = element["value"]
+                elif element["type"] == "users_select":
+                    action["selected_user"] = choose
+                else:
+                    [option] = [o for o in element["options"]
+                                if o["value"].endswith(f"|{choose}")]
+                    action["selected_option"] = option
+                return action
+        raise AssertionError(f"no {action_id} element in {json.dumps(source)[:500]}")
+
+    def event(self, event: dict[str, Any], event_id: str,
+              retry: int | None = None) -> httpx.Response:
+        body = {"token": "legacy", "team_id": "TFAKE", "api_app_id": "A0BOT",
+                "type": "event_callback", "event_id": event_id, "event_time": 1,
+                "event": event}
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} \
+            if retry is not None else {}
+        return self.post(json.dumps(body), "application/json", headers=headers)
+
+    # --- what the bot and Slack hold ---------------------------------------------------
+
+    def row(self, alert_id: int = 1) -> dict[str, Any]:
+        return next(self.bot.store.db.query("SELECT * FROM alerts WHERE id = ?", [alert_id]))
+
+    def kinds(self, alert_id: int = 1) -> list[str]:
+        return [r[0] for r in self.bot.store.db.execute(
+            "SELECT kind FROM alert_events WHERE alert_id = ? ORDER BY id", [alert_id])]
+
+    def parent(self) -> dict[str, Any]:
+        return self.fake.messages(CHANNEL)[0]
+
+    def wait_parent(self, *needles: str) -> dict[str, Any]:
+        """Wait until the parent message shows every needle (after chat.update)."""
+        return self.fake.wait_for(showing(self.parent, *needles))
+
+    def thread(self) -> list[str]:
+        return [m["text"] for m in self.fake.replies(CHANNEL, self.parent()["ts"])]
+
+    def wait_reply(self, needle: str) -> str:
+        return self.fake.wait_for(lambda: next((t for t in self.thread() if needle in t), None))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(users=USERS, usergroups={"S0FIXERS": ["U2"]}) as server:
+        yield server
+
+
+@contextmanager
+def start(tmp_path: Path, fake: FakeSlack, trunk: Trunk, newest: int) -> Iterator[SlackSide]:
+    clock = Clock(trunk.times[newest])
+    with running_bot(tmp_path, clock, sender_options=FAST_SENDER,
+                     **slack_settings(fake.url, SECRET, resolvers=RESOLVERS)) as running:
+        feed(running.bot, trunk, newest, clock)
+        fake.wait_for(lambda: fake.messages(CHANNEL))
+        side = SlackSide(running, fake, trunk)
+        try:
+            yield side
+        finally:
+            side.http.close()
+            assert fake.violations == []
+
+
+@pytest.fixture
+def slack(tmp_path: Path, fake: FakeSlack) -> Iterator[SlackSide]:
+    with start(tmp_path, fake, broken_trunk(), 7) as side:
+        yield side
+
+
+# ------------------------------------------------------------------- slash command
+
+
+def test_slash_ack_answers_at_once_edits_the_parent_and_replies_in_the_thread(
+        slack: SlackSide) -> None:
+    started = time.monotonic()
+    reply = slack.command("ack")
+    assert reply.http.status_code == 200 and time.monotonic() - started < 3
+    assert "You acknowledged A1" in reply.text()
+    parent = slack.wait_parent("*Acknowledged* by <@U1>")
+    assert '"action_id": "alert_unack"' in text_of(parent)  # the button flipped
+    assert '"action_id": "alert_ack"' not in text_of(parent)
+    assert ":eyes: Acknowledged by" in slack.wait_reply("Acknowledged by")
+    row = slack.row()
+    assert row["acked_by"] == "U1" and row["acked_at"] is not None
+    assert slack.kinds().count("acknowledged") == 1
+
+
+def test_every_sub_command_changes_the_alert_and_its_timeline(slack: SlackSide) -> None:
+    before = len(slack.kinds())
+    now = slack.running.clock.now
+
+    assert "Assigned A1 to <@U1>" in slack.command("assign me").text()
+    slack.wait_parent("*Assigned* to <@U1>")
+    assert "Assigned A1 to <@U2>" in slack.command("assign A1 <@U2|bob>", user="U3").text()
+    slack.wait_parent("*Assigned* to <@U2>")
+    assert slack.row()["assigned_by"] == "U3"
+    assert "Assigned to *bob* by" in slack.wait_reply("*bob*")
+
+    answer = slack.command("snooze 2h").text()
+    assert "Snoozed A1 for 2h, until" in answer
+    slack.wait_parent(":zzz: *Snoozed* until")
+    row = slack.row()
+    assert row["snooze_kind"] == "duration" and row["snoozed_by"] == "U1"
+    assert row["snoozed_until"] == (now + timedelta(hours=2)).isoformat()
+
+    assert "Unsnoozed A1" in slack.command("unsnooze A1").text()
+    assert slack.row()["snooze_kind"] is None and slack.row()["snoozed_until"] is None
+
+    sha = slack.trunk.shas[6]
+    assert f"until `{sha[:10]}` has results" in slack.command(f"snooze until {sha[:8]}").text()
+    assert slack.row()["snooze_sha"] == sha  # completed from the trunk history
+    slack.wait_parent(f"*Snoozed* until {sha[:10]} has results")
+
+    assert "until the jobs are green" in slack.command("snooze A1 green").text()
+    assert slack.row()["snooze_kind"] == "green" and slack.row()["snooze_sha"] is None
+
+    assert "Resolved A1" in slack.command("resolve A1 reverted in #4242").text()
+    parent = slack.wait_parent(":white_check_mark: *Resolved*", "by <@U1>")
+    assert '"type": "actions"' not in text_of(parent)  # no buttons on a resolved alert
+    row = slack.row()
+    assert row["state"] == "resolved" and row["resolve_reason"] == "reverted in #4242"
+    assert "(reverted in #4242)" in slack.wait_reply("Resolved by")
+    assert slack.kinds()[before:] == ["assigned", "assigned", "snoozed", "unsnoozed", "snoozed",
+                                      "snoozed", "resolved"]
+
+
+def test_list_and_show(slack: SlackSide) -> None:
+    listed = slack.command("list").text()
+    assert "*1 open alert for this channel:*" in listed
+    assert "`A1`" in listed and "_unowned_" in listed
+    assert "<https://fake-slack.example/archives/C0TEST/p" in listed  # the thread
+    elsewhere = slack.command("list", channel="C0ELSEWHERE").text()
+    assert "No open alerts for this channel" in elsewhere
+    assert "`A1`" in slack.command("list all", channel="C0ELSEWHERE").text()
+
+    reply = slack.command("show A1")
+    [answer] = slack.fake.wait_for(lambda: slack.fake.responses(reply.key))
+    blocks = json.dumps(answer["blocks"])
+    assert "alert_ack" in blocks and "Open the alert's thread" in blocks
+    assert answer["response_type"] == "ephemeral"
+
+
+# ------------------------------------------------------------------- buttons
+
+
+def test_buttons_run_the_same_actions(slack: SlackSide) -> None:
+    slack.click("alert_ack", "U2")
+    slack.wait_parent("*Acknowledged* by <@U2>")
+    slack.click("alert_assign", "U2", choose="U3")
+    slack.wait_parent("*Assigned* to <@U3>", "acknowledged by <@U2>")
+    assert slack.row()["assignee"] == "U3" and slack.row()["assigned_by"] == "U2"
+    slack.click("alert_snooze", "U3", choose="1h")
+    slack.wait_parent(":zzz: *Snoozed* until")
+    assert slack.row()["snooze_kind"] == "duration"
+    slack.click("alert_unack", "U3")
+    slack.wait_parent('"action_id": "alert_ack"')
+    assert slack.row()["acked_by"] is None
+    slack.click("alert_resolve", "U2")  # allowed through the S0FIXERS group
+    slack.wait_parent(":white_check_mark: *Resolved*", "by <@U2>")
+    assert slack.kinds()[-5:] == ["acknowledged", "assigned", "snoozed", "unacknowledged",
+                                  "resolved"]
+    assert slack.fake.responses() == []  # changes answer themselves: no ephemeral noise
+    for needle in ("Acknowledged by", "Assigned to *carol*", "Snoozed until",
+                   "Acknowledgement withdrawn", "Resolved by"):
+        slack.wait_reply(needle)
+
+
+def test_parallel_clicks_and_commands_have_exactly_one_winner(slack: SlackSide) -> None:
+    users = [f"U{i}" for i in range(1, 8)]
+    parent = slack.parent()
+
+    def act(user: str) -> Reply:
+        if user in ("U6", "U7"):
+            return slack.command("ack A1", user=user)
+        return slack.click("alert_ack", user, source=parent)
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        replies = list(pool.map(act, users))
+    assert all(r.http.status_code == 200 for r in replies)
+    assert slack.kinds().count("acknowledged") == 1
+    winner = slack.row()["acked_by"]
+    assert winner in users
+    answers = {user: reply for user, reply in zip(users, replies, strict=True)}
+    for user, reply in answers.items():
+        if user == winner and user not in ("U6", "U7"):
+            continue  # a winning click answers through the message itself
+        text = reply.text()
+        if user == winner:
+            assert "You acknowledged A1" in text
+        else:
+            assert f"<@{winner}> already acknowledged A1" in text
+    slack.wait_parent(f"*Acknowledged* by <@{winner}>")
+    slack.wait_reply("Acknowledged by")
+    assert sum("Acknowledged by" in t for t in slack.thread()) == 1
+
+
+def test_resolve_and_bisect_are_limited_to_the_routes_resolvers(slack: SlackSide) -> None:
+    before = slack.kinds()
+    refused = slack.click("alert_resolve", "U3").text()
+    assert refused == (":no_entry: Only <@U1>, <!subteam^S0FIXERS> may resolve alerts of "
+                       "route `inductor`.")
+    assert "may resolve" in slack.command("resolve A1 fixed", user="U3").text()
+    assert "may bisect" in slack.command("bisect A1", user="U3").text()
+    assert slack.row()["state"] == "open" and slack.kinds() == before
+    groups = {c.params.get("usergroup") for c in slack.fake.calls_to("usergroups.users.list")}
+    assert groups == {"S0FIXERS"}
+    assert "Resolved A1" in slack.command("resolve fixed", user="U2").text()
+    assert slack.row()["resolved_by"] == "U2"
+
+
+def test_bisect_explains_it_is_not_configured(slack: SlackSide) -> None:
+    before = slack.kinds()
+    assert "Bisect is not configured" in slack.click("alert_bisect", "U1").text()
+    assert "Bisect is not configured" in slack.command("bisect A1 inductor_timm").text()
+    assert slack.kinds() == before and slack.row()["bisect_status"] is None
+
+
+def test_losing_or_pointless_actions_are_refused_with_the_current_state(
+        slack: SlackSide) -> None:
+    assert "A1 is not snoozed" in slack.command("unsnooze").text()
+    assert "A1 is not acknowledged" in slack.command("unack").text()
+    stale = slack.parent()  # still showing the Acknowledge button
+    slack.command("ack", user="U2").text()
+    answer = slack.click("alert_ack", "U3", source=stale).text()
+    assert "<@U2> already acknowledged A1 at <!date^" in answer
+    assert "You already acknowledged A1" in slack.command("ack", user="U2").text()
+    slack.command("assign A1 <@U3>").text()
+    assert "A1 is already assigned to <@U3>" in slack.command("assign <@U3>").text()
+    slack.command("resolve").text()
+    assert "A1 is already resolved" in slack.command("ack A1").text()
+    assert slack.kinds().count("acknowledged") == 1
+
+
+# ------------------------------------------------------------------- bad input
+
+
+BAD_COMMANDS = [
+    ("frobnicate A1", "Unknown sub-command `frobnicate`", "`/inductor list [all]`"),
+    ("snooze A1 2x", "'2x' is not a duration", "Usage: `/inductor snooze [ID]"),
+    ("snooze until tomorrow", "is not a commit sha", "Usage: `/inductor snooze [ID]"),
+    ("ack A99", "There is no alert A99", "Usage: `/inductor ack [ID]`"),
+    ("show A99", "There is no alert A99", "Usage: `/inductor show ID`"),
+    ("resolve A99 gone", "There is no alert A99", "Usage: `/inductor resolve [ID] [reason]`"),
+    ("assign A1 <@U0GHOST|ghost>", "There is no Slack user <@U0GHOST>",
+     "Usage: `/inductor assign [ID] @user|me`"),
+    ("assign A1 @bob", "`@bob` is not a Slack user", "Usage: `/inductor assign [ID] @user|me`"),
+    ("list mine", "takes nothing or `all`", "Usage: `/inductor list [all]`"),
+    ("ack A1 now", "takes only an alert id", "Usage: `/inductor ack [ID]`"),
+]
+
+
+def test_every_bad_command_says_what_quotes_it_shows_usage_and_changes_nothing(
+        slack: SlackSide) -> None:
+    before, version = slack.kinds(), slack.row()["version"]
+    for text, problem, usage in BAD_COMMANDS:
+        answer = slack.command(text).text()
+        assert problem in answer, (text, answer)
+        quoted = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        assert f"You typed: `/inductor {quoted}`" in answer, (text, answer)
+        assert usage in answer, (text, answer)
+    assert slack.kinds() == before and slack.row()["version"] == version
+
+
+def test_the_id_may_be_left_out_only_when_one_alert_is_open(tmp_path: Path,
+                                                           fake: FakeSlack) -> None:
+    trunk = broken_trunk(timm_known_until=8)
+    break_timm(trunk, 9, 11)  # a second, unrelated breakage: its own alert
+    with start(tmp_path, fake, trunk, 8) as side:
+        feed(side.bot, trunk, 11, side.running.clock)
+        fake.wait_for(lambda: len(fake.messages(CHANNEL)) == 2)
+        answer = side.command("ack").text()
+        assert "2 alerts are open for this channel (`A2`, `A1`): say which one." in answer
+        assert "Usage: `/inductor ack [ID]`" in answer
+        elsewhere = side.command("snooze 1h", channel="C0ELSEWHERE").text()
+        assert "No alert is open for this channel" in elsewhere
+        assert "You typed: `/inductor snooze 1h`" in elsewhere
+        assert "acked_by" in side.row(2) and side.row(2)["acked_by"] is None
+        assert "You acknowledged A2" in side.command("ack A2").text()
+
+
+# ------------------------------------------------------------------- signatures
+
+
+def test_unsigned_stale_or_forged_requests_are_refused(slack: SlackSide) -> None:
+    form = urlencode({"command": "/inductor", "text": "ack", "user_id": "U1",
+                      "channel_id": CHANNEL, "response_url": slack.fake.response_url("x"),
+                      "trigger_id": "1"})
+    assert slack.post(form, secret="not-the-secret").status_code == 401
+    assert slack.post(form, timestamp=int(time.time()) - 600).status_code == 401
+    unsigned = slack.http.post("/slack/events", content=form.encode(),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert unsigned.status_code == 401
+    assert slack.row()["acked_by"] is None and slack.fake.responses() == []
+
+
+# ------------------------------------------------------------------- App Home
+
+
+def test_app_home_lists_alerts_mine_first_with_links_and_buttons(tmp_path: Path,
+                                                                fake: FakeSlack) -> None:
+    trunk = broken_trunk(timm_known_until=8)
+    break_timm(trunk, 9, 11)
+    with start(tmp_path, fake, trunk, 8) as side:
+        feed(side.bot, trunk, 11, side.running.clock)
+        fake.wait_for(lambda: len(fake.messages(CHANNEL)) == 2)
+        side.command("assign A1 <@U2>").text()
+        assert side.event({"type": "app_home_opened", "user": "U2", "tab": "home"},
+                          "Ev1").status_code == 200
+        home = fake.wait_for(lambda: fake.home_view("U2"))
+        sections = [b["text"]["text"] for b in home["blocks"] if b["type"] == "section"]
+        assert sections[0] == "*2 open alerts* (assigned to you first)"
+        assert sections[1].startswith("`A1`") and "<@U2>" in sections[1]
+        assert sections[2].startswith("`A2`") and "_unowned_" in sections[2]
+        assert all("https://fake-slack.example/archives/C0TEST/p" in s for s in sections[1:])
+        actions = [b for b in home["blocks"] if b["type"] == "actions"]
+        assert [b["block_id"] for b in actions] == ["alert:1:actions", "alert:2:actions"]
+
+        # Slack's retry of the same event is not handled twice
+        assert side.event({"type": "app_home_opened", "user": "U2", "tab": "home"}, "Ev1",
+                          retry=1).status_code == 200
+        with pytest.raises(TimeoutError):
+            fake.wait_for(lambda: len(fake.calls_to("views.publish")) > 1, timeout=0.5)
+
+        # the Home buttons are the alert's buttons: a click acts and re-publishes
+        side.click("alert_ack", "U2", source=home, in_home=True)
+        republished = fake.wait_for(
+            showing(lambda: fake.home_view("U2"), "You acknowledged A1"))
+        assert "alert_unack" in text_of(republished)
+        assert side.row(1)["acked_by"] == "U2"
+        side.click("alert_ack", "U3", source=home, in_home=True)
+        refused = fake.wait_for(showing(lambda: fake.home_view("U3"), "already"))
+        assert "<@U2> already acknowledged A1" in text_of(refused)
