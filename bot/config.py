@@ -48,11 +48,12 @@ class Settings:
     grafana_webhook_secret: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
     scheduler_enabled: bool = True
+    digest_hour_utc: int | None = None  # daily digest per channel at this UTC hour; None: off
     routes: tuple[Route, ...] = field(default_factory=tuple)
 
 
 _INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "hud_poll_interval",
-                 "hud_per_page", "hud_backfill_commits", "max_body_bytes"}
+                 "hud_per_page", "hud_backfill_commits", "max_body_bytes", "digest_hour_utc"}
 _BOOL_SETTINGS = {"scheduler_enabled"}
 
 
@@ -76,6 +77,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         else:
             values[f.name] = raw
     settings = Settings(**values)
+    if settings.digest_hour_utc is not None and not 0 <= settings.digest_hour_utc <= 23:
+        raise ConfigError(f"DIGEST_HOUR_UTC: expected an hour from 0 to 23, "
+                          f"got {settings.digest_hour_utc}")
     routes = load_routes(settings.bot_config, default_channel=settings.slack_channel)
     return Settings(**{**values, "routes": routes})
 
