@@ -13,6 +13,7 @@ from bot.slack import listing
 from bot.slack.mrkdwn import truncate
 from bot.slack.render import MAX_SECTION_TEXT, render_parent
 from bot.slack.view import AlertView
+from bot.store import triage as triage_store
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -51,7 +52,7 @@ def _section(text: str) -> Block:
 def publish_home(bot: Bot, user: str, notice: str | None = None) -> None:
     """Render and publish ``user``'s Home tab (``views.publish``)."""
     now: datetime = bot.clock()
-    ids = listing.open_alert_ids(bot)
+    ids = triage_store.open_alert_ids(bot.store.db)
     views = listing.sort_for_user(listing.alert_views(bot, ids), user)
     shown = views[:HOME_ALERTS]
     entries = [(view, listing.summary_line(bot, view, now)) for view in shown]

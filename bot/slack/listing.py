@@ -17,6 +17,7 @@ from bot.slack.mrkdwn import link
 from bot.slack.present import build_alert_view, short_id
 from bot.slack.render import render_alert_summary
 from bot.slack.view import AlertView
+from bot.store import triage as triage_store
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -35,13 +36,6 @@ def routes_of_channel(bot: Bot, channel: str) -> list[str]:
     return [name for name, route in bot.routes.items() if channel_of(bot, route) == channel]
 
 
-def open_alert_ids(bot: Bot, routes: Collection[str] | None = None) -> list[int]:
-    """Open alerts, newest first; only those of ``routes`` when given."""
-    rows = bot.store.db.execute(
-        "SELECT id, route FROM alerts WHERE state != 'resolved' ORDER BY id DESC").fetchall()
-    return [row[0] for row in rows if routes is None or row[1] in routes]
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     """The alert a command is about, or why none could be chosen."""
@@ -54,7 +48,7 @@ def target(bot: Bot, channel: str, alert_id: int | None) -> Target:
     """The given alert, or the one open alert of the channel's routes when none is given."""
     if alert_id is not None:
         return Target(alert_id)
-    ids = open_alert_ids(bot, routes_of_channel(bot, channel))
+    ids = triage_store.open_alert_ids(bot.store.db, routes_of_channel(bot, channel))
     if len(ids) == 1:
         return Target(ids[0])
     if not ids:

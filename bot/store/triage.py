@@ -10,7 +10,7 @@ read the winner's state, so its refusal can say who won and when.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,10 +36,6 @@ class Outcome:
     refusal: Refusal | None = None
     state: TriageState | None = None  # after the action when written, as found when refused
     event: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.refusal is None
 
 
 def load(db: sqlite_utils.Database, alert_id: int) -> TriageState | None:
@@ -157,9 +153,11 @@ def wake_if_snoozed(db: sqlite_utils.Database, alert_id: int, key: str, now: dat
 # ------------------------------------------------------------------- nudges
 
 
-def open_alert_ids(db: sqlite_utils.Database) -> list[int]:
-    return [row[0] for row in db.execute(
-        "SELECT id FROM alerts WHERE state != 'resolved' ORDER BY id")]
+def open_alert_ids(db: sqlite_utils.Database,
+                   routes: Collection[str] | None = None) -> list[int]:
+    """Open alerts, newest first; only those of ``routes`` when given."""
+    rows = db.execute("SELECT id, route FROM alerts WHERE state != 'resolved' ORDER BY id DESC")
+    return [row[0] for row in rows if routes is None or row[1] in routes]
 
 
 def sha_has_results(db: sqlite_utils.Database, alert_id: int, sha: str) -> bool:

@@ -19,6 +19,7 @@ from bot.slack.mrkdwn import link
 from bot.slack.present import short_id
 from bot.slack.render import render_parent
 from bot.slack.triage import UNKNOWN_CODES, Request, perform
+from bot.store import triage as triage_store
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -72,7 +73,7 @@ def answer(bot: Bot, command: Command, *, name: str, text: str, user: str,
 
 def _list(bot: Bot, channel: str, everything: bool) -> dict[str, Any]:
     routes = None if everything else listing.routes_of_channel(bot, channel)
-    ids = listing.open_alert_ids(bot, routes)
+    ids = triage_store.open_alert_ids(bot.store.db, routes)
     where = "" if everything else " for this channel"
     if not ids:
         hint = "" if everything else " (`list all` shows every route's)"
