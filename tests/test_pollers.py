@@ -134,7 +134,9 @@ def test_first_start_backfills_then_reads_only_what_changed(
 
         again = GitHubPoller(bot, per_page=2).poll_once()
         assert again.error is None
-        assert again.not_modified >= 1  # the commits page answered 304
+        last_commits = github.requests_to(COMMITS)[-1]
+        assert last_commits.headers.get("if-none-match")  # the stored ETag is sent...
+        assert again.not_modified >= 2  # ...and commits and the run list answer 304
         assert (again.commits_placed, again.results_stored) == (0, 0)
         assert jobs_requests(github) == fetched  # completed, unchanged runs are not re-read
     # a restart resumes from the stored cursor: no second back-fill, no re-reading
