@@ -285,3 +285,67 @@ def m005_alert_triage(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m006_bisects(db: Database) -> None:
+    """Bisects started from alerts, and every probe (one run of the job at one commit).
+
+    A probe row is written, and committed as ``dispatching``, before its workflow is
+    dispatched: a dispatch is not idempotent, so after a crash or a 5xx the bot looks
+    for the run it may have started instead of dispatching again. ``source = 'ci'``
+    rows are results CI already had when the bisect started (free probes, no run).
+    The partial unique index lets the database refuse a second running bisect per
+    alert, whichever of two racing clicks commits first.
+    """
+    db.executescript(
+        """
+        CREATE TABLE bisects (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            route TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            k INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'running',
+            last_good TEXT NOT NULL,
+            suspects_json TEXT NOT NULL,
+            limits_json TEXT NOT NULL DEFAULT '{}',
+            started_by TEXT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            culprit TEXT,
+            reason TEXT,
+            round INTEGER NOT NULL DEFAULT 0,
+            reported_round INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX bisects_one_running ON bisects (alert_id) WHERE state = 'running';
+        CREATE INDEX bisects_state ON bisects (state, route);
+
+        CREATE TABLE bisect_probes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            bisect_id INTEGER NOT NULL REFERENCES bisects(id),
+            sha TEXT NOT NULL,
+            round INTEGER NOT NULL,
+            source TEXT NOT NULL DEFAULT 'run',
+            attempt INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'planned',
+            outcome TEXT,
+            run_id INTEGER,
+            run_url TEXT,
+            dispatched_at TEXT,
+            attempted_at TEXT,
+            lookups INTEGER NOT NULL DEFAULT 0,
+            correlation_id TEXT UNIQUE,
+            detail TEXT,
+            finished_at TEXT
+        );
+        CREATE INDEX bisect_probes_bisect ON bisect_probes (bisect_id, round);
+        CREATE INDEX bisect_probes_run ON bisect_probes (run_id);
+        """
+    )
+    columns = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
+    if "bisect_status" not in columns:  # m005 (triage) adds it; needed here only without m005
+        db.execute("ALTER TABLE alerts ADD COLUMN bisect_status TEXT")
