@@ -282,6 +282,7 @@ class FakeRun:
     created_at: datetime = BASE_TIME
     inputs: Mapping[str, Any] = field(default_factory=dict)
     hidden_for_lists: int = 0
+    display_title: str = ""  # the workflow's run-name; GitHub shows the name when there is none
 
 
 @dataclass(slots=True)
@@ -312,6 +313,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_REPO + r"/commits$"), "_commits"),
     ("GET", re.compile(_REPO + r"/actions/runs$"), "_runs"),
     ("GET", re.compile(_REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs$"), "_runs"),
+    ("GET", re.compile(_REPO + r"/actions/runs/(?P<run_id>\d+)$"), "_run"),
     ("GET", re.compile(_REPO + r"/actions/runs/(?P<run_id>\d+)/jobs$"), "_jobs"),
     ("GET", re.compile(_REPO + r"/actions/jobs/(?P<job_id>\d+)/logs$"), "_logs"),
     (
@@ -348,6 +350,8 @@ class FakeGitHub(FakeHttpService):
         self.dispatch_fail_status: int | None = None  # answer this *after* creating the run
         self.dispatch_fail_times = 0
         self.dispatched_run_hidden_for = 0  # list calls before a dispatched run appears
+        # a workflow's ``run-name``: the title of a dispatched run, from its inputs
+        self.dispatch_run_name: Callable[[Mapping[str, Any]], str] | None = None
         self._ids = itertools.count(1000)
 
     # --- building the world ---------------------------------------------------------
@@ -617,6 +621,7 @@ class FakeGitHub(FakeHttpService):
             "event": run.event,
             "status": run.status,
             "conclusion": run.conclusion,
+            "display_title": run.display_title or run.name,
             "run_attempt": run.run_attempt,
             "created_at": iso(run.created_at),
             "updated_at": iso(run.created_at),
@@ -625,6 +630,12 @@ class FakeGitHub(FakeHttpService):
             "jobs_url": f"{api}/jobs",
             "repository": {"full_name": run.repo},
         }
+
+    def _run(self, request: RecordedRequest, repo: str, run_id: str) -> Reply:
+        run = self.runs.get(int(run_id))
+        if run is None or run.repo != repo:
+            return json_reply(404, {"message": "Not Found"})
+        return json_reply(200, self._run_json(run))
 
     def _jobs(self, request: RecordedRequest, repo: str, run_id: str) -> Reply:
         run = self.runs.get(int(run_id))
@@ -702,6 +713,8 @@ class FakeGitHub(FakeHttpService):
             inputs=inputs,
             hidden_for_lists=self.dispatched_run_hidden_for,
         )
+        if self.dispatch_run_name is not None:
+            run.display_title = self.dispatch_run_name(inputs)
         self.dispatches.append(Dispatch(repo, workflow, ref, dict(inputs), run.id))
         if self.dispatch_fail_status is not None and self.dispatch_fail_times > 0:
             self.dispatch_fail_times -= 1
