@@ -79,7 +79,7 @@ class Bot:
 
     def _register_jobs(self) -> None:
         """Each part of the bot that needs periodic work adds its jobs here."""
-        for module_name in ("bot.ingest.pollers", "bot.slack.reminders"):
+        for module_name in ("bot.ingest.pollers", "bot.slack.reminders", "bot.bisect.service"):
             try:
                 module = __import__(module_name, fromlist=["register_jobs"])
             except ModuleNotFoundError as exc:

@@ -44,6 +44,9 @@ TITLE_CHARS = 200
 COMMIT_TITLE_CHARS = 100
 NAME_CHARS = 60
 REASON_CHARS = 500
+PROBES_SHOWN = 16
+DETAIL_CHARS = 150
+REVERT_CHARS = 300
 
 SNOOZE_CHOICES: tuple[tuple[str, str], ...] = (
     ("30m", "30 minutes"),
@@ -351,7 +354,17 @@ def _actions(view: AlertView) -> Block:
             ],
         }
     )
-    if view.jobs:
+    if view.state == "bisecting":
+        cancel = _button("Cancel bisect", "alert_bisect_cancel", alert_id)
+        cancel["confirm"] = {
+            "title": _plain("Cancel the bisect?"),
+            "text": _plain("Runs already started finish on CI, but the bisect stops "
+                           "and names no culprit."),
+            "confirm": _plain("Cancel bisect"),
+            "deny": _plain("Keep bisecting"),
+        }
+        elements.append(cancel)
+    elif view.jobs:
         elements.append(_button("Bisect", "alert_bisect", alert_id))
     resolve = _button("Resolve", "alert_resolve", alert_id, style="danger")
     resolve["confirm"] = {
@@ -422,8 +435,9 @@ def _sections(header: str, lines: Iterable[str]) -> list[Block]:
 def render_event(view: EventView, alert: AlertView) -> str:
     """A quiet thread reply for one event.
 
-    Only ``reminder`` and ``escalated`` mention anyone (their targets, by design);
-    every other reply names people by display name, so routine updates ping nobody.
+    Only ``reminder`` and ``escalated`` mention anyone (their targets, by design), and
+    ``bisect_found`` its culprit's author when Slack knows them; every other reply
+    names people by display name, so routine updates ping nobody.
     """
     writer = _EVENT_WRITERS.get(view.kind)
     text = writer(view, alert) if writer else f"_{_text(str(view.kind), 50)}_"
@@ -598,21 +612,74 @@ def _bisect_round(event: EventView, alert: AlertView) -> str:
     number = _data_text(event, "round", 10) or "?"
     before = _data_text(event, "before", 10) or "?"
     after = _data_text(event, "after", 10) or "?"
-    return f":mag: Bisect round {number}: {before} → {after} suspects"
+    text = f":mag: Bisect round {number}: {before} → {after} suspects"
+    probes = [p for p in event.data.get("probes") or [] if isinstance(p, Mapping)]
+    lines = [_probe_line(probe, alert) for probe in probes[:PROBES_SHOWN]]
+    if len(probes) > PROBES_SHOWN:
+        lines.append(f"• _+{len(probes) - PROBES_SHOWN} more runs_")
+    return "\n".join([text, *lines])
+
+
+_PROBE_OUTCOMES = {
+    "fail": ":x: fails",
+    "pass": ":white_check_mark: passes",
+    "inconclusive": ":grey_question: no answer",
+}
+
+
+def _probe_line(probe: Mapping[str, Any], alert: AlertView) -> str:
+    """One run of a round: the commit, what it said, and a link to the run."""
+    sha = str(probe.get("sha") or "")
+    line = f"• {_commit_link(alert, sha) if sha else '?'} "
+    line += _PROBE_OUTCOMES.get(str(probe.get("outcome")), ":hourglass: pending")
+    url = safe_url(str(probe.get("url") or ""))
+    if url:
+        line += f" · {link(url, 'run')}"
+    detail = probe.get("detail")
+    if detail and probe.get("outcome") != "pass":
+        line += f" · {_text(str(detail), DETAIL_CHARS)}"
+    return line
 
 
 def _bisect_found(event: EventView, alert: AlertView) -> str:
+    """The culprit, its author (mentioned when known in Slack: they should look), the PR
+    and the suggested next step."""
     sha = _event_sha(event, alert) or "an unknown commit"
     title = _data_text(event, "title", COMMIT_TITLE_CHARS)
     text = f":dart: Bisect found the culprit: {sha}" + (f" {title}" if title else "")
+    author_id = str(event.data.get("author_slack") or "")
+    author = _data_text(event, "author", NAME_CHARS)
+    if author_id and mention(author_id).startswith("<"):
+        text += f" by {mention(author_id)}"
+    elif author:
+        text += f" by *{author}*"
+    pr = event.data.get("pr")
+    pr_link = _pr_link(alert, pr) if isinstance(pr, int) and not isinstance(pr, bool) else ""
+    if pr_link:
+        text += f" ({pr_link})"
     if event.data.get("confirmed"):
-        return text + " (confirmed by rerunning it and its parent)"
-    return text + " (not confirmed yet: CI is flaky, check before reverting)"
+        text += " (confirmed by rerunning it and its parent)"
+    else:
+        text += " (not confirmed yet: CI is flaky, check before reverting)"
+    raw_revert = str(event.data.get("revert") or "")
+    revert = code_line(raw_revert, REVERT_CHARS)
+    if revert and pr_link and raw_revert.startswith("@"):  # a merge-bot command: comment it
+        text += f"\nNext step: comment {revert} on {pr_link}"
+    elif revert:
+        text += f"\nNext step: {revert}"
+    return text
 
 
 def _bisect_failed(event: EventView, alert: AlertView) -> str:
     reason = _data_text(event, "reason")
-    return ":x: Bisect failed" + (f": {reason}" if reason else "")
+    text = ":x: Bisect failed" + (f": {reason}" if reason else "")
+    shas = [str(sha) for sha in event.data.get("candidates") or []][:SUSPECTS_SHOWN]
+    count = event.data.get("candidate_count")
+    if shas:
+        left = ", ".join(_commit_link(alert, sha) for sha in shas)
+        more = count - len(shas) if isinstance(count, int) else 0
+        text += f"\nThe culprit is one of: {left}" + (f" and {more} more" if more > 0 else "")
+    return text
 
 
 def _bisect_cancelled(event: EventView, alert: AlertView) -> str:

@@ -155,9 +155,13 @@ class EventView:
     - reminder: {"mentions": ["U1", "S2"], "age_s": float}
     - escalated: {"mentions": [...], "priority": "P1", "age_s": float}
     - bisect_started: {"suspects": int, "runs_per_round": int, "key": str}
-    - bisect_round: {"round": int, "before": int, "after": int}
-    - bisect_found: {"sha": str, "title": str, "confirmed": bool}
-    - bisect_failed / bisect_cancelled: {"reason": str}
+    - bisect_round: {"round": int, "before": int, "after": int,
+      "probes": [{"sha": str, "outcome": "pass"|"fail"|"inconclusive", "url": str,
+      "detail": str}, ...]}
+    - bisect_found: {"sha": str, "title": str, "confirmed": bool, "author": str,
+      "author_slack": user id (mentioned), "pr": int, "revert": str (the next step)}
+    - bisect_failed: {"reason": str, "candidates": [sha, ...], "candidate_count": int}
+    - bisect_cancelled: {"reason": str}
     - grafana_firing / grafana_resolved: {"title": str, "reason": str}
     """
 
