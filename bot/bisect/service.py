@@ -407,17 +407,21 @@ def _fail(bot: Bot, bisect: Bisect, reason: str) -> None:
 def _starting_text(total: int, first: Plan) -> str:
     left = len(first.candidates)
     known = f" ({total - left} settled by CI results)" if left < total else ""
-    return f"starting, {total} suspects{known}"
+    return f"starting, {_suspects(total)}{known}"
 
 
 def _round_text(number: int, total: int, step: Plan) -> str:
     """The parent's status while a round runs, e.g. ``round 2, 16 -> 4 suspects``."""
     left = len(step.candidates)
+    text = (f"round {number}, {_suspects(total)}" if left == total
+            else f"round {number}, {total} -> {_suspects(left)}")
     if left == 1:
-        return f"round {number}, {total} -> 1 suspect, confirming {step.candidates[0][:10]}"
-    if left == total:
-        return f"round {number}, {total} suspects"
-    return f"round {number}, {total} -> {left} suspects"
+        text += f", confirming {step.candidates[0][:10]}"
+    return text
+
+
+def _suspects(count: int) -> str:
+    return f"{count} suspect" if count == 1 else f"{count} suspects"
 
 
 # ----------------------------------------------------------------------------- wiring
