@@ -14,7 +14,7 @@ from bot.domain.triage import SNOOZE_USAGE, SnoozeSpec, parse_snooze
 from bot.slack.mrkdwn import escape
 
 Verb = Literal["help", "list", "show", "ack", "unack", "assign", "snooze", "unsnooze",
-               "resolve", "bisect"]
+               "resolve", "bisect", "bisect_cancel"]
 
 USAGE: dict[str, tuple[str, str]] = {
     "help": ("help", "this help"),
@@ -26,7 +26,8 @@ USAGE: dict[str, tuple[str, str]] = {
     "snooze": (f"snooze [ID] {SNOOZE_USAGE}", "quiet until then; a new failing job wakes it"),
     "unsnooze": ("unsnooze [ID]", "end a snooze now"),
     "resolve": ("resolve [ID] [reason]", "close the alert by hand"),
-    "bisect": ("bisect [ID] [job]", "find the culprit commit by rerunning the job"),
+    "bisect": ("bisect [ID] [job] | bisect cancel [ID]",
+               "find the culprit commit by rerunning the job, or stop that"),
 }
 _ALIASES = {"acknowledge": "ack", "unacknowledge": "unack", "ls": "list", "?": "help"}
 _ID = re.compile(r"^[Aa]?(\d{1,9})$")
@@ -111,6 +112,11 @@ def parse_command(name: str, text: str) -> Command | UsageError:
         if rest is not None and len(rest) > REASON_CHARS:
             return error(f"The reason is {len(rest)} characters; at most {REASON_CHARS}.")
         return Command(verb="resolve", alert_id=alert_id, reason=rest)
+    if args and args[0].lower() == "cancel":  # `bisect cancel [ID]` (or `bisect ID cancel`)
+        later_id, extra = _take_id(args[1:])
+        if extra or (alert_id is not None and later_id is not None):
+            return error("`bisect cancel` takes only an alert id.")
+        return Command(verb="bisect_cancel", alert_id=alert_id if later_id is None else later_id)
     return Command(verb="bisect", alert_id=alert_id, job=rest)
 
 
@@ -140,6 +146,8 @@ def usage_message(name: str, text: str, verb: str | None, problem: str) -> str:
     With ``verb`` None (an unknown sub-command) every usage line is shown.
     """
     lines = [f":warning: {problem}", f"You typed: {_code(f'{name} {text}'.strip())}"]
+    if verb == "bisect_cancel":  # a form of `bisect`: its usage line shows both
+        verb = "bisect"
     if verb in USAGE:
         lines.append(f"Usage: `{escape(name)} {escape(USAGE[verb][0])}`")
     else:

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
+from bot.bisect.service import cancel_bisect, start_bisect
 from bot.domain import triage as rules
 from bot.domain.durations import format_duration
 from bot.domain.route import Route
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Verb = Literal["ack", "unack", "assign", "snooze", "unsnooze", "resolve", "bisect"]
+Verb = Literal["ack", "unack", "assign", "snooze", "unsnooze", "resolve", "bisect",
+               "bisect_cancel"]
 # answers that mean "the input named something that does not exist" (shown with usage)
 UNKNOWN_CODES = frozenset({"not_found", "unknown_user"})
 
@@ -53,14 +55,6 @@ class Answer:
     code: str | None = None
 
 
-class Bisector(Protocol):
-    """What the bisect service offers; the bot has none until one is configured."""
-
-    def start(self, alert_id: int, actor: str, job: str | None) -> str:
-        """Start a bisect and return the answer for the actor; ValueError refuses."""
-        ...
-
-
 def perform(bot: Bot, request: Request) -> Answer:
     """Run one action for one person and say what happened."""
     alert = short_id(request.alert_id)
@@ -68,12 +62,15 @@ def perform(bot: Bot, request: Request) -> Answer:
     if state is None:
         return Answer(False, f"There is no alert {alert}.", "not_found")
     route = bot.routes.get(state.route) or Route(name=state.route)
-    if request.verb in ("resolve", "bisect"):
+    if request.verb in ("resolve", "bisect", "bisect_cancel"):
         refused = _permission(bot, request, route)
         if refused is not None:
             return refused
     if request.verb == "bisect":
         return _bisect(bot, request, state)
+    if request.verb == "bisect_cancel":
+        cancelled = cancel_bisect(bot, request.alert_id, request.actor)
+        return Answer(cancelled.ok, cancelled.text, cancelled.code)
     assignee_name = None
     if request.verb == "assign":
         assert request.assignee is not None
@@ -213,12 +210,5 @@ def _bisect(bot: Bot, request: Request, state: rules.TriageState) -> Answer:
     refused = rules.bisect_refusal(state)
     if refused is not None:
         return Answer(False, refusal_text(alert, refused, request.actor), refused.code)
-    bisector: Bisector | None = getattr(bot, "bisector", None)
-    if bisector is None:
-        return Answer(False, f":construction: Bisect is not configured on this bot, so {alert} "
-                             "cannot be bisected from Slack yet. The alert's regression range "
-                             "lists the suspect commits.", "not_configured")
-    try:
-        return Answer(True, bisector.start(request.alert_id, request.actor, request.job))
-    except ValueError as exc:
-        return Answer(False, str(exc), "bisect_refused")
+    started = start_bisect(bot, request.alert_id, request.actor, job_key=request.job)
+    return Answer(started.ok, started.text, started.code)

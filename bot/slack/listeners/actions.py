@@ -29,6 +29,7 @@ BUTTONS: dict[str, Verb] = {
     "alert_ack": "ack",
     "alert_unack": "unack",
     "alert_bisect": "bisect",
+    "alert_bisect_cancel": "bisect_cancel",
     "alert_resolve": "resolve",
 }
 _BLOCK_ID = re.compile(r"^alert:(\d+):")
