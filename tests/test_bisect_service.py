@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -387,6 +387,18 @@ def test_cancel_stops_the_bisect(world: World) -> None:
     assert world.start().ok  # a new bisect may start once the old one ended
 
 
+def test_a_cancelled_bisect_dispatches_nothing_more(world: World) -> None:
+    """A tick that planned a probe just before the cancel must not send it afterwards."""
+    assert world.start().ok
+    db = world.bot.store.db
+    with world.bot.store.transaction():
+        probe_id = bisect_store.add_probe(db, world.last().id, world.trunk.shas[15], 1)
+    assert cancel_bisect(world.bot, world.alert_id, None).ok
+    [probe] = [p for p in world.run_probes() if p.id == probe_id]
+    with world.bot.store.transaction():
+        assert not bisect_store.claim_dispatch(db, probe, world.clock(), None)
+
+
 def test_a_spent_budget_ends_the_bisect_with_the_reason(tmp_path: Path,
                                                         github: FakeGitHub) -> None:
     world = make_world(tmp_path, github, k=1, max_runs=2)
@@ -427,6 +439,11 @@ def test_refusals_say_why(tmp_path: Path, github: FakeGitHub) -> None:
                             suspects=["b"], limits={}, started_by=None, now=world.clock())
     busy = world.start()
     assert not busy.ok and "1 bisects already running on this route (limit 1)" in busy.text
+    world.bot.store.close()
+
+    world.bot = Bot(replace(world.settings(), github_token=None), clock=world.clock)
+    tokenless = world.start()
+    assert not tokenless.ok and "GITHUB_TOKEN" in tokenless.text
     world.bot.store.close()
 
     world.bisect = {}

@@ -96,6 +96,9 @@ def start_bisect(bot: Bot, alert_id: int, actor: str | None, job_key: str | None
     if config is None:
         return StartOutcome(False, f":construction: Bisect is not configured for route "
                                    f"`{route_name}`: {NOT_CONFIGURED_HINT}.", "not_configured")
+    if config.backend == "github" and not bot.settings.github_token:
+        return StartOutcome(False, ":construction: Bisect needs `GITHUB_TOKEN` (with "
+                                   "actions:write) to dispatch workflows.", "not_configured")
     k = config.k if k is None else k
     member = _choose_job(db, alert_id, repo, branch, job_key)
     if isinstance(member, str):
@@ -136,7 +139,7 @@ def start_bisect(bot: Bot, alert_id: int, actor: str | None, job_key: str | None
         alert_store.add_event(wdb, alert_id, "bisect_started", now, actor=actor,
                               key=member.job_key, suspects=len(suspects), runs_per_round=k,
                               max_runs=limits.max_runs, backend=config.backend,
-                              known=len(first.candidates))
+                              candidates=len(first.candidates))
         store.set_alert_status(wdb, alert_id, _starting_text(len(suspects), first))
     bot.alerts_changed({alert_id})
     rounds = round_bound(max(len(first.candidates), 1), k)
@@ -431,7 +434,10 @@ def register_jobs(bot: Bot) -> None:
     """Check every route's bisect settings (bad ones fail at start) and schedule the tick."""
     for route in bot.routes.values():
         try:
-            bisect_config(route)
+            config = bisect_config(route)
         except BisectConfigError as exc:
             raise ConfigError(str(exc)) from None
+        if config is not None and config.backend == "github" and not bot.settings.github_token:
+            raise ConfigError(f"routes.{route.name}.bisect: the github backend needs "
+                              "GITHUB_TOKEN (with actions:write) to dispatch workflows")
     bot.scheduler.every("bisects", TICK_SECONDS, lambda: advance_bisects(bot))

@@ -192,11 +192,13 @@ def claim_dispatch(db: sqlite_utils.Database, probe: Probe, now: datetime,
 
     Committed before the request leaves, so a crash or a 5xx afterwards leaves a row
     that says "a run may exist": the next tick looks for it instead of dispatching.
+    A bisect cancelled meanwhile dispatches nothing more.
     """
     cursor = db.execute(
         "UPDATE bisect_probes SET state = 'dispatching', attempt = attempt + 1, "
         "attempted_at = ?, dispatched_at = coalesce(dispatched_at, ?), lookups = 0, "
-        "correlation_id = ?, detail = NULL WHERE id = ? AND state = ? AND attempt = ?",
+        "correlation_id = ?, detail = NULL WHERE id = ? AND state = ? AND attempt = ? "
+        "AND bisect_id IN (SELECT id FROM bisects WHERE state = 'running')",
         [to_iso(now), to_iso(now), correlation_id, probe.id, probe.state, probe.attempt])
     return cursor.rowcount == 1
 
@@ -224,7 +226,8 @@ def set_run(db: sqlite_utils.Database, probe_id: int, run_id: int | None,
     """The probe's run is known (or, for a local probe, started): it is running now."""
     cursor = db.execute(
         "UPDATE bisect_probes SET state = 'running', run_id = ?, run_url = ?, detail = NULL "
-        "WHERE id = ? AND state IN ('planned', 'dispatching', 'dispatched')",
+        "WHERE id = ? AND state IN ('planned', 'dispatching', 'dispatched') "
+        "AND bisect_id IN (SELECT id FROM bisects WHERE state = 'running')",
         [run_id, run_url, probe_id])
     return cursor.rowcount == 1
 
