@@ -71,10 +71,20 @@ class Ingestor:
         ]
 
     def watches_result(self, result: JobResult) -> bool:
-        return any(
-            r.repo == result.repo and r.watches_job(result.workflow, result.job_name)
-            for r in self.routes
-        )
+        """A watched job that ran on a watched branch, or at a commit known to be on one.
+
+        The second case covers reruns dispatched on other refs (``trunk/{sha}`` tags for
+        bisects); pull-request runs of the same workflows are not kept.
+        """
+        routes = [r for r in self.routes
+                  if r.repo == result.repo and r.watches_job(result.workflow, result.job_name)]
+        if not routes:
+            return False
+        if result.branch is None or any(r.branch == result.branch for r in routes):
+            return True
+        db = self.store.db
+        return any(history.get_commit(db, result.repo, r.branch, result.sha) is not None
+                   for r in routes)
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -89,9 +99,11 @@ class Ingestor:
             now = self.now()
             placed = history.place_commits(db, repo, branch, commits, after=after, now=now)
             report.commits_placed = len(placed)
+            touched: set[tuple[str, str, str]] = set()
             for sha in placed:
                 for key in history.job_keys_at(db, repo, sha):
-                    self._refresh(db, repo, branch, key, sha, now, report)
+                    self._refresh(db, repo, branch, key, sha, touched)
+            self._evaluate(db, touched, now, report)
         self._notify(report)
         return report
 
@@ -100,8 +112,10 @@ class Ingestor:
         report = IngestReport()
         with self.store.transaction() as db:
             now = self.now()
+            touched: set[tuple[str, str, str]] = set()
             for result in results:
-                self._result(db, result, now, report)
+                self._result(db, result, now, report, touched)
+            self._evaluate(db, touched, now, report)
         self._notify(report)
         return report
 
@@ -111,7 +125,7 @@ class Ingestor:
     # --- internals ------------------------------------------------------------------------
 
     def _result(self, db: sqlite_utils.Database, result: JobResult, now: datetime,
-                report: IngestReport) -> None:
+                report: IngestReport, touched: set[tuple[str, str, str]]) -> None:
         if not self.watches_result(result):
             report.ignored += 1
             return
@@ -120,23 +134,34 @@ class Ingestor:
             return
         report.results_stored += 1
         for branch in self.branches(result.repo):
-            self._refresh(db, result.repo, branch, key, result.sha, now, report)
+            self._refresh(db, result.repo, branch, key, result.sha, touched)
 
     def _refresh(self, db: sqlite_utils.Database, repo: str, branch: str, key: str, sha: str,
-                 now: datetime, report: IngestReport) -> None:
-        if not history.refresh_cell(db, repo, branch, key, sha):
-            return
-        workflow, _, job_name = key.partition(" / ")
-        routes = self.routes_for(repo, branch, workflow, job_name)
-        if not routes:
-            return
-        streak = compute_streak(history.walk_cells(db, repo, branch, key))
-        for route in routes:
-            condition = meets_condition(streak, route.threshold, route.max_age, now)
-            decision = evaluate(key, streak, condition, alert_store.open_alerts(db, route.name))
-            touched = alert_store.apply_decision(db, route, key, decision, now)
-            if touched is not None:
-                report.alerts.add(touched)
+                 touched: set[tuple[str, str, str]]) -> None:
+        if history.refresh_cell(db, repo, branch, key, sha):
+            touched.add((repo, branch, key))
+
+    def _evaluate(self, db: sqlite_utils.Database, touched: set[tuple[str, str, str]],
+                  now: datetime, report: IngestReport) -> None:
+        """Re-evaluate each touched job key once, after the whole batch is stored.
+
+        Deciding per result would judge a job on a half-delivered batch (a HUD page
+        arrives newest first), and joins and openings are not undone later; deciding
+        once per key per batch sees the batch whole, and costs less.
+        """
+        for repo, branch, key in sorted(touched):
+            workflow, _, job_name = key.partition(" / ")
+            routes = self.routes_for(repo, branch, workflow, job_name)
+            if not routes:
+                continue
+            streak = compute_streak(history.walk_cells(db, repo, branch, key))
+            for route in routes:
+                condition = meets_condition(streak, route.threshold, route.max_age, now)
+                decision = evaluate(key, streak, condition,
+                                    alert_store.open_alerts(db, route.name))
+                alert_id = alert_store.apply_decision(db, route, key, decision, now)
+                if alert_id is not None:
+                    report.alerts.add(alert_id)
 
     def _notify(self, report: IngestReport) -> None:
         if report.alerts and self.on_change is not None:

@@ -16,6 +16,9 @@ from bot.store.codec import from_iso, to_iso
 
 # timeline kinds that never get a thread reply: the parent message shows them
 SILENT_KINDS = frozenset({"opened", "narrowed", "grafana_attached"})
+# kinds that must reach the thread even if the parent was posted after them: they
+# mention people (a parent edit notifies nobody)
+ALWAYS_REPLY_KINDS = frozenset({"reminder", "escalated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,10 @@ def replies_due(db: sqlite_utils.Database, now: datetime, limit: int = 100) -> l
         "JOIN slack_parents p ON p.alert_id = e.alert_id AND p.ts IS NOT NULL "
         "LEFT JOIN slack_replies r ON r.event_id = e.id "
         "WHERE (r.event_id IS NULL OR r.state = 'pending') "
-        "AND NOT EXISTS (SELECT 1 FROM slack_failures f WHERE f.target = 'reply:' || e.id "
+        # an event waits while it, or an earlier event of its alert, is backing off:
+        # thread replies must arrive in timeline order
+        "AND NOT EXISTS (SELECT 1 FROM slack_failures f JOIN alert_events e2 "
+        "ON f.target = 'reply:' || e2.id WHERE e2.alert_id = e.alert_id AND e2.id <= e.id "
         "AND f.retry_at > ?) ORDER BY e.id LIMIT ?",
         [to_iso(now), limit],
     ).fetchall()

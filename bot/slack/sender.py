@@ -78,6 +78,7 @@ class Sender:
         self.idle_poll_s = idle_poll_s
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._next_free: dict[str, float] = {}
+        self._names: dict[str, str | None] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -220,7 +221,9 @@ class Sender:
     def _deliver_reply(self, due: outbox.ReplyDue) -> bool | None:
         """Returns True when sent, False when settled or held without a call, None on failure."""
         now = self.clock()
-        if due.event_id <= due.covered_event_id or due.kind in outbox.SILENT_KINDS:
+        covered = (due.event_id <= due.covered_event_id
+                   and due.kind not in outbox.ALWAYS_REPLY_KINDS)
+        if covered or due.kind in outbox.SILENT_KINDS:
             with self.store.transaction() as db:
                 outbox.settle_reply(db, due.event_id, due.alert_id, "skipped", now)
             return False
@@ -280,13 +283,29 @@ class Sender:
                      None)
         if view is None or event is None:
             return None
-        shown = event_view(event)
+        shown = replace(event_view(event), actor_name=self._user_name(event.actor))
         if event.kind == "extended":
             # coalesced: one reply stands for every extension since the last, so it
             # reports the streaks as they are now, not as the first event saw them
             jobs = [{"key": j.key, "streak": j.streak} for j in view.jobs if not j.recovered]
             shown = replace(shown, data={**shown.data, "jobs": jobs})
         return render_event(shown, view) or None
+
+    def _user_name(self, user_id: str | None) -> str | None:
+        """A display name for thread replies, which name people without pinging them."""
+        if not user_id:
+            return None
+        if user_id not in self._names:
+            name = None
+            try:
+                user = self.api.call("users.info", user=user_id).get("user") or {}
+                profile = user.get("profile") or {}
+                name = (profile.get("display_name") or profile.get("real_name")
+                        or user.get("name"))
+            except SlackError as exc:
+                log.info("users.info %s failed (%s); naming them by id", user_id, exc.code)
+            self._names[user_id] = name
+        return self._names[user_id]
 
     # --- Slack calls ------------------------------------------------------------------------
 
