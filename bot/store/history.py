@@ -232,16 +232,23 @@ def get_commit(db: sqlite_utils.Database, repo: str, branch: str, sha: str) -> P
     return _placed(row) if row else None
 
 
-def commits_between(db: sqlite_utils.Database, repo: str, branch: str, low: int | None,
-                    high: int, limit: int | None = None) -> list[PlacedCommit]:
-    """Commits with ``low < position <= high``, oldest first (the suspects of a range)."""
-    sql = ("SELECT sha, position, title, author, pr_number, time, url FROM commits "
-           "WHERE repo = ? AND branch = ? AND position <= ? AND on_branch = 1")
+def _range_filter(repo: str, branch: str, low: int | None,
+                  high: int) -> tuple[str, list[object]]:
+    """WHERE clause for on-branch commits with ``low < position <= high``."""
+    sql = "WHERE repo = ? AND branch = ? AND position <= ? AND on_branch = 1"
     params: list[object] = [repo, branch, high]
     if low is not None:
         sql += " AND position > ?"
         params.append(low)
-    sql += " ORDER BY position ASC"
+    return sql, params
+
+
+def commits_between(db: sqlite_utils.Database, repo: str, branch: str, low: int | None,
+                    high: int, limit: int | None = None) -> list[PlacedCommit]:
+    """Commits with ``low < position <= high``, oldest first (the suspects of a range)."""
+    where, params = _range_filter(repo, branch, low, high)
+    sql = (f"SELECT sha, position, title, author, pr_number, time, url FROM commits {where} "
+           "ORDER BY position ASC")
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -250,13 +257,8 @@ def commits_between(db: sqlite_utils.Database, repo: str, branch: str, low: int 
 
 def count_between(db: sqlite_utils.Database, repo: str, branch: str, low: int | None,
                   high: int) -> int:
-    sql = ("SELECT count(*) FROM commits WHERE repo = ? AND branch = ? AND position <= ? "
-           "AND on_branch = 1")
-    params: list[object] = [repo, branch, high]
-    if low is not None:
-        sql += " AND position > ?"
-        params.append(low)
-    return db.execute(sql, params).fetchone()[0]
+    where, params = _range_filter(repo, branch, low, high)
+    return db.execute(f"SELECT count(*) FROM commits {where}", params).fetchone()[0]
 
 
 def newer_commits(db: sqlite_utils.Database, repo: str, branch: str, position: int,
