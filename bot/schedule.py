@@ -9,8 +9,6 @@ kept only in memory, so a restart loses nothing.
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +29,7 @@ class Scheduler:
         self.store = store
         self.health = health
         self.clock = clock
-        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.holder = leases.holder_id()
         self._aps = BackgroundScheduler(timezone=UTC)
         self.jobs: dict[str, Callable[[], object]] = {}
 

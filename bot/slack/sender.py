@@ -10,10 +10,8 @@ nothing is dropped.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -76,7 +74,7 @@ class Sender:
         self.backoff_max_s = backoff_max_s
         self.permanent_retry_s = permanent_retry_s
         self.idle_poll_s = idle_poll_s
-        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.holder = leases.holder_id()
         self._next_free: dict[str, float] = {}
         self._names: dict[str, str | None] = {}
         self._wake = threading.Event()
