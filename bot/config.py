@@ -33,6 +33,7 @@ class Settings:
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
+    slack_timeout: float = 10.0  # seconds per Web API call
     slack_channel: str | None = None
     github_webhook_secret: str | None = None
     github_token: str | None = None
@@ -55,6 +56,7 @@ class Settings:
 _INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "hud_poll_interval",
                  "hud_per_page", "hud_backfill_commits", "max_body_bytes", "digest_hour_utc"}
 _BOOL_SETTINGS = {"scheduler_enabled"}
+_FLOAT_SETTINGS = {"slack_timeout"}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +74,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 values[f.name] = int(raw)
             except ValueError:
                 raise ConfigError(f"{f.name.upper()}: expected an integer, got {raw!r}") from None
+        elif f.name in _FLOAT_SETTINGS:
+            try:
+                values[f.name] = float(raw)
+            except ValueError:
+                raise ConfigError(f"{f.name.upper()}: expected a number, got {raw!r}") from None
+            if not values[f.name] > 0:
+                raise ConfigError(f"{f.name.upper()}: expected a positive number of seconds, "
+                                  f"got {raw!r}")
         elif f.name in _BOOL_SETTINGS:
             values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
         else:

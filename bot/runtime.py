@@ -44,11 +44,12 @@ class Bot:
         self.console = not settings.slack_bot_token
         self.slack_api: SlackApi = (
             ConsoleApi() if self.console
-            else WebApi(settings.slack_bot_token or "", settings.slack_api_url))
+            else WebApi(settings.slack_bot_token or "", settings.slack_api_url,
+                        timeout=settings.slack_timeout))
         self.sender = Sender(
             self.store, self.slack_api, self.routes, self.health,
             default_channel=settings.slack_channel or ("console" if self.console else None),
-            **(sender_options or {}))
+            **{"in_doubt_s": settings.slack_timeout, **(sender_options or {})})
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed)
         self.scheduler = Scheduler(self.store, self.health, clock)
         self.bolt = None

@@ -26,7 +26,7 @@ def build_bolt_app(bot: Bot) -> App | None:
     if not settings.slack_bot_token:
         return None
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url,
-                       timeout=10)
+                       timeout=int(max(1, settings.slack_timeout)))
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or "",

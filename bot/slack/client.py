@@ -10,6 +10,7 @@ import itertools
 import logging
 import threading
 from typing import Any, Protocol
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -45,6 +46,14 @@ class RateLimited(SlackError):
 
 class Transient(SlackError):
     """5xx, timeouts, connection failures: back off and try again."""
+
+
+class InDoubt(Transient):
+    """The request was sent but no answer came (timeout, connection lost): Slack may still act.
+
+    A post that ends this way may appear in the channel seconds later, so the sender
+    waits before looking for it and posting again.
+    """
 
 
 class Permanent(SlackError):
@@ -106,8 +115,10 @@ class WebApi:
                 response = self.client.api_call(method, json=params)
         except SlackApiError as exc:
             raise _classify(method, exc) from None
-        except (OSError, TimeoutError) as exc:  # URLError is an OSError
+        except URLError as exc:  # failed connecting or sending: Slack never got the request
             raise Transient(method, f"{type(exc).__name__}: {exc}") from None
+        except (OSError, TimeoutError) as exc:  # sent, then no answer: it may have landed
+            raise InDoubt(method, f"{type(exc).__name__}: {exc}") from None
         return dict(response.data) if isinstance(response.data, dict) else {"ok": True}
 
 

@@ -21,6 +21,7 @@ from bot.domain.route import Route
 from bot.health import Health
 from bot.slack import outbox
 from bot.slack.client import (
+    InDoubt,
     MessageGone,
     Permanent,
     RateLimited,
@@ -62,6 +63,7 @@ class Sender:
         backoff_max_s: float = 300.0,
         permanent_retry_s: float = 300.0,
         idle_poll_s: float = 2.0,
+        in_doubt_s: float = 10.0,
     ) -> None:
         self.store = store
         self.api = api
@@ -74,6 +76,7 @@ class Sender:
         self.backoff_max_s = backoff_max_s
         self.permanent_retry_s = permanent_retry_s
         self.idle_poll_s = idle_poll_s
+        self.in_doubt_s = in_doubt_s
         self.holder = leases.holder_id()
         self._next_free: dict[str, float] = {}
         self._names: dict[str, str | None] = {}
@@ -219,30 +222,32 @@ class Sender:
     def _deliver_reply(self, due: outbox.ReplyDue) -> bool | None:
         """Returns True when sent, False when settled or held without a call, None on failure."""
         now = self.clock()
-        covered = (due.event_id <= due.covered_event_id
-                   and due.kind not in outbox.ALWAYS_REPLY_KINDS)
-        if covered or due.kind in outbox.SILENT_KINDS:
-            with self.store.transaction() as db:
-                outbox.settle_reply(db, due.event_id, due.alert_id, "skipped", now)
-            return False
-        db = self.store.db
-        if due.kind == "extended":
-            if outbox.later_event_of_kind(db, due.alert_id, due.event_id,
-                                          ("extended", "resolved")):
-                with self.store.transaction() as tx:
-                    outbox.settle_reply(tx, due.event_id, due.alert_id, "superseded", now)
-                return False
-            last = outbox.last_sent_of_kind(db, due.alert_id, "extended")
-            if last is not None and now - last < self._extend_interval(due.alert_id):
-                return False  # held: coalesced into a later reply, or sent when due
         target = f"reply:{due.event_id}"
         try:
             if due.post_started_at is not None:
+                # a post started before a crash or a timeout may be in the thread: if it
+                # is, it was sent, whatever the rules below would now decide for the event
                 found = self._find_reply(due.channel, due.parent_ts, due.event_id)
                 if found is not None:
                     with self.store.transaction() as tx:
                         outbox.settle_reply(tx, due.event_id, due.alert_id, "sent", now, found)
                     return False
+            covered = (due.event_id <= due.covered_event_id
+                       and due.kind not in outbox.ALWAYS_REPLY_KINDS)
+            if covered or due.kind in outbox.SILENT_KINDS:
+                with self.store.transaction() as tx:
+                    outbox.settle_reply(tx, due.event_id, due.alert_id, "skipped", now)
+                return False
+            db = self.store.db
+            if due.kind == "extended":
+                if outbox.later_event_of_kind(db, due.alert_id, due.event_id,
+                                              ("extended", "resolved")):
+                    with self.store.transaction() as tx:
+                        outbox.settle_reply(tx, due.event_id, due.alert_id, "superseded", now)
+                    return False
+                last = outbox.last_sent_of_kind(db, due.alert_id, "extended")
+                if last is not None and now - last < self._extend_interval(due.alert_id):
+                    return False  # held: coalesced into a later reply, or sent when due
             text = self._reply_text(due)
             if text is None:
                 with self.store.transaction() as tx:
@@ -366,6 +371,10 @@ class Sender:
         else:
             retry_in = timedelta(seconds=min(self.backoff_max_s,
                                              self.backoff_base_s * 2 ** db_attempts))
+        if isinstance(exc, InDoubt):
+            # Slack may still be storing the post: looking for it too soon finds nothing
+            # and the retry doubles it, so wait at least as long as the call itself could
+            retry_in = max(retry_in, timedelta(seconds=self.in_doubt_s))
         permanent = isinstance(exc, Permanent)
         with self.store.transaction() as db:
             attempts = outbox.record_failure(db, target, channel, exc.code, retry_in, permanent,
