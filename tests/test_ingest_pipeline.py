@@ -466,6 +466,26 @@ def test_one_result_does_not_rescan_history(tmp_path: Path) -> None:
         long.store.close()
 
 
+def test_one_push_does_not_rescan_history(tmp_path: Path) -> None:
+    """Placing a new commit looks up the results waiting for it, not every result stored."""
+    short, long = _long_history(tmp_path, 200), _long_history(tmp_path, 2000)
+    try:
+        for bot, head in ((short, 200), (long, 2000)):
+            bot.job(head, "failure", "a")  # a result that arrives before its push
+        with measured(short.store) as small:
+            short.push(200, after=199)
+        with measured(long.store) as large:
+            long.push(2000, after=1999)
+        assert len(large.statements) == len(small.statements)
+        assert large.steps < 2 * small.steps + 50, (small.steps, large.steps)
+        for bot in (short, long):
+            cells = history.cell_rows(bot.store.db, REPO, BRANCH, key("a"))
+            assert cells[0].sha == sha(len(cells) - 1) and cells[0].status.value == "failure"
+    finally:
+        short.store.close()
+        long.store.close()
+
+
 def test_streak_walk_reads_only_as_far_as_the_streak(tmp_path: Path) -> None:
     bot = _long_history(tmp_path, 2000)
     try:

@@ -334,8 +334,11 @@ def results_for_cell(db: sqlite_utils.Database, repo: str, job_key: str,
 
 
 def job_keys_at(db: sqlite_utils.Database, repo: str, sha: str) -> list[str]:
+    # Without INDEXED BY the planner prefers the covering index job_results_cell, which
+    # only narrows on repo: every push would scan every result ever stored.
     return [row[0] for row in db.execute(
-        "SELECT DISTINCT job_key FROM job_results WHERE repo = ? AND sha = ?", [repo, sha])]
+        "SELECT DISTINCT job_key FROM job_results INDEXED BY job_results_sha "
+        "WHERE repo = ? AND sha = ?", [repo, sha])]
 
 
 # --- cells ----------------------------------------------------------------------------------
