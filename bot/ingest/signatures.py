@@ -1,4 +1,4 @@
-"""Webhook authentication: GitHub and Grafana HMAC signatures and shared bearer tokens.
+"""Request authentication: GitHub, Grafana and Slack HMAC signatures and shared bearer tokens.
 
 Every comparison is constant-time, and every malformed input is a plain ``False``:
 a caller answering 401 needs no detail, and an attacker gets none.
@@ -12,6 +12,9 @@ import hmac
 GITHUB_SIGNATURE_HEADER = "X-Hub-Signature-256"
 GRAFANA_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
 GRAFANA_TOKEN_HEADER = "X-Grafana-Token"
+SLACK_SIGNATURE_HEADER = "X-Slack-Signature"
+SLACK_TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
+SLACK_MAX_AGE_S = 300  # Slack's rule: refuse requests signed more than five minutes away
 _GITHUB_PREFIX = "sha256="
 
 
@@ -91,3 +94,23 @@ def verify_bearer(
     for candidate in candidates:
         matched |= _same_text(expected, candidate)
     return matched
+
+
+def sign_slack(secret: bytes | str, body: bytes, timestamp: str) -> str:
+    """The ``X-Slack-Signature`` value Slack would send: ``v0=`` HMAC of ``v0:{ts}:{body}``."""
+    return "v0=" + _hmac_hex(secret, b"v0:" + timestamp.encode("ascii") + b":" + body)
+
+
+def verify_slack(secret: bytes | str, body: bytes, timestamp: str | None,
+                 signature: str | None, now: float) -> bool:
+    """Check a Slack request's signature over the raw body, and that it is fresh.
+
+    Any malformed header (a timestamp that is not a whole number, a non-ASCII
+    signature) is a plain ``False``, where Slack's own verifier would raise.
+    """
+    if not secret or not timestamp or not signature:
+        return False
+    stamp = timestamp.strip()
+    if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > SLACK_MAX_AGE_S:
+        return False
+    return _same_text(sign_slack(secret, body, stamp), signature.strip())

@@ -1,25 +1,67 @@
-"""``POST /slack/events``: Slack's HTTP requests handed to the Bolt app off the event loop.
+"""``POST /slack/events``: Slack's HTTP requests checked, then handed to Bolt off the event loop.
 
 Bolt's own Starlette handler dispatches on the event loop, so one slow listener would
 stall every endpoint; here dispatch runs in the thread pool and the body is capped.
+Bolt trusts a signed request to be shaped as Slack shapes it, and answers 500 when it
+is not; the signature and the shape Bolt relies on are checked here first, so a bad
+request gets a 401 or a 400 that says what is wrong.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.request.internals import parse_body
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
 
+from bot.ingest.signatures import SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER, verify_slack
 from bot.web.limits import Refusal, error, read_body
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
 
 NOT_CONFIGURED = "Slack is not configured (SLACK_BOT_TOKEN): the bot runs in console mode"
+NOT_VERIFIED = ("X-Slack-Signature or X-Slack-Request-Timestamp is missing, wrong, or more "
+                "than five minutes old")
+
+# fields Bolt reads from every request, and the JSON types Slack sends them as
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "type": (str,), "command": (str,), "callback_id": (str,), "response_url": (str,),
+    "trigger_id": (str,), "user": (str, dict), "team": (str, dict), "channel": (str, dict),
+    "enterprise": (str, dict), "event": (dict,), "view": (dict,), "message": (dict,),
+    "previous_message": (dict,), "container": (dict,), "item": (dict,),
+    "assistant_thread": (dict,), "function_data": (dict,), "authorizations": (list,),
+    "actions": (list,),
+}
+_ACTION_TYPES = ("block_actions", "interactive_message")
+
+
+def shape_problem(body: Any) -> str | None:
+    """What keeps Bolt from handling this (verified) request, or None when it can."""
+    if not isinstance(body, dict):
+        return "the body is not a JSON object or form"
+    for name, types in _FIELD_TYPES.items():
+        value = body.get(name)
+        if value is not None and not isinstance(value, types):
+            return f"`{name}` is not a {' or '.join(t.__name__ for t in types)}"
+    if not all(isinstance(a, dict) for a in body.get("authorizations") or []):
+        return "`authorizations` holds something other than objects"
+    event = body.get("event")
+    if event is not None:
+        problem = shape_problem(event)
+        if problem is not None or not isinstance(event.get("type"), str):
+            return f"`event` is malformed: {problem or '`type` is not a string'}"
+    if body.get("type") in _ACTION_TYPES:
+        actions = body.get("actions")
+        if not actions or not all(isinstance(a, dict) and isinstance(a.get("action_id"), str)
+                                  and isinstance(a.get("block_id", ""), str) for a in actions):
+            return "`actions` must be a non-empty list of actions with string ids"
+    return None
 
 
 def routes(bot: Bot) -> list[HttpRoute]:
@@ -29,12 +71,23 @@ def routes(bot: Bot) -> list[HttpRoute]:
             return error(503, NOT_CONFIGURED)
         try:
             body = await read_body(request, bot.settings.max_body_bytes)
-            try:
-                bolt_request = to_bolt_request(request, body)
+            if not verify_slack(bot.settings.slack_signing_secret or "", body,
+                                request.headers.get(SLACK_TIMESTAMP_HEADER),
+                                request.headers.get(SLACK_SIGNATURE_HEADER), time.time()):
+                raise Refusal(401, NOT_VERIFIED)
+            content_type = request.headers.get("content-type", "").split(";")[0].strip()
+            try:  # parsed exactly as Bolt will parse it, to check what Bolt will read
+                parsed = parse_body(body.decode("utf-8"), content_type or None)
             except UnicodeDecodeError:
                 raise Refusal(400, "body is not UTF-8") from None
+            except ValueError as exc:  # JSON in the body or its payload field
+                raise Refusal(400, f"body is not a Slack request: {exc}") from None
+            problem = shape_problem(parsed)
+            if problem is not None:
+                raise Refusal(400, f"not a request Slack sends: {problem}")
         except Refusal as refusal:
             return refusal.response()
+        bolt_request = to_bolt_request(request, body)
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
         return to_starlette_response(bolt_response)
 
