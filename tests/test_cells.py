@@ -132,6 +132,16 @@ def test_flaky_shard_with_passing_siblings_is_flaky() -> None:
     assert cell_status(results) is CellStatus.FLAKY
 
 
+def test_flaky_shard_with_unfinished_or_unreported_siblings_is_pending() -> None:
+    """A rerun that passed must not paint the cell green while a sibling may still fail."""
+    flaky = [run("failure", shard(2), attempt=1), run("success", shard(2), attempt=2)]
+    assert cell_status([*flaky, run("success", shard(1))]) is CellStatus.PENDING  # 3 unreported
+    assert cell_status([*flaky, run("success", shard(1)),
+                        run("in_progress", shard(3))]) is CellStatus.PENDING
+    assert cell_status([*flaky, run("success", shard(1)),
+                        run("failure", shard(3))]) is CellStatus.FAILURE
+
+
 def test_unfinished_shard_without_failure_is_pending() -> None:
     results = [run("success", shard(1)), run("success", shard(2)), run("queued", shard(3))]
     assert cell_status(results) is CellStatus.PENDING

@@ -178,7 +178,7 @@ def ref_cell(shards: dict[str, list[tuple[int, int, str]]], total: int) -> str:
             states.add("pending")
     if len(shards) < total:
         states.add("pending")  # a shard that has not reported is unfinished
-    for status in ("failure", "flaky", "pending", "success"):
+    for status in ("failure", "pending", "flaky", "success"):  # unfinished siblings may fail
         if status in states:
             return status
     return "none"

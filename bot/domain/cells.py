@@ -70,9 +70,11 @@ def shard_status(attempts: Iterable[JobResult]) -> CellStatus:
 def cell_status(results: Iterable[JobResult]) -> CellStatus:
     """Merge every shard of one job key on one commit (domain.md section 3).
 
-    Precedence: any failed shard -> failure; else any flaky shard -> flaky (a pass);
-    else any unfinished shard -> pending (no signal yet); else any success -> success;
-    else no signal.
+    Precedence: any failed shard -> failure; else any unfinished (or unreported) shard
+    -> pending (no signal yet); else any flaky shard -> flaky (a pass); else any success
+    -> success; else no signal. Pending outranks flaky for the reason it outranks
+    success: a sibling still running may fail, and a pass read too early resolves an
+    ongoing breakage (which then opens again as a second alert).
     """
     shards: dict[str, list[JobResult]] = {}
     for result in results:
@@ -82,7 +84,7 @@ def cell_status(results: Iterable[JobResult]) -> CellStatus:
         # a shard that has not reported at all is as unfinished as a queued one: without
         # this, the first shard to pass would paint the cell green while its siblings run
         statuses.add(CellStatus.PENDING)
-    for status in (CellStatus.FAILURE, CellStatus.FLAKY, CellStatus.PENDING, CellStatus.SUCCESS):
+    for status in (CellStatus.FAILURE, CellStatus.PENDING, CellStatus.FLAKY, CellStatus.SUCCESS):
         if status in statuses:
             return status
     return CellStatus.NONE
