@@ -43,13 +43,17 @@ class ReplyDue:
 
 
 def parents_due(db: sqlite_utils.Database, now: datetime) -> list[ParentDue]:
-    """Alerts without a parent message, or whose parent shows an older version."""
+    """Alerts without a parent message, or whose parent shows an older version.
+
+    Alerts still waiting for their first message come first: a new alert must not queue
+    behind the paced edits of older ones (an edit is late by as much, and notifies nobody).
+    """
     rows = db.execute(
         "SELECT a.id, a.version, p.channel, p.ts, coalesce(p.rendered_version, 0), "
         "p.post_started_at FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id "
         "WHERE (p.alert_id IS NULL OR p.ts IS NULL OR p.rendered_version < a.version) "
         "AND NOT EXISTS (SELECT 1 FROM slack_failures f WHERE f.target = 'parent:' || a.id "
-        "AND f.retry_at > ?) ORDER BY a.id LIMIT 50",
+        "AND f.retry_at > ?) ORDER BY p.ts IS NOT NULL, a.id LIMIT 50",
         [to_iso(now)],
     ).fetchall()
     return [ParentDue(r[0], r[1], r[2], r[3], r[4], from_iso(r[5])) for r in rows]

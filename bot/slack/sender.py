@@ -123,10 +123,18 @@ class Sender:
             if not leases.acquire(db, LEASE, self.holder, timedelta(seconds=30), self.clock()):
                 return False
         worked = False
-        for due in outbox.parents_due(self.store.db, self.clock()):
-            if self._stop.is_set():
-                return worked
+        handled: set[int] = set()
+        while not self._stop.is_set():
+            # asked again after every delivery: a parent for an alert that opened while
+            # this pass edited others goes out next, not after every paced edit before it
+            due = next((d for d in outbox.parents_due(self.store.db, self.clock())
+                        if d.alert_id not in handled), None)
+            if due is None:
+                break
+            handled.add(due.alert_id)
             worked |= self._deliver_parent(due)
+        if self._stop.is_set():
+            return worked
         blocked: set[int] = set()
         for due in outbox.replies_due(self.store.db, self.clock()):
             if self._stop.is_set():
