@@ -59,6 +59,11 @@ def parents_due(db: sqlite_utils.Database, now: datetime) -> list[ParentDue]:
     return [ParentDue(r[0], r[1], r[2], r[3], r[4], from_iso(r[5])) for r in rows]
 
 
+def first_post_due(db: sqlite_utils.Database, now: datetime) -> bool:
+    """Whether an alert waits for its first message (the sender serves those before replies)."""
+    return any(due.ts is None for due in parents_due(db, now))
+
+
 def ensure_parent(db: sqlite_utils.Database, alert_id: int, channel: str) -> None:
     db.execute("INSERT OR IGNORE INTO slack_parents (alert_id, channel) VALUES (?, ?)",
                [alert_id, channel])

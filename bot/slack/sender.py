@@ -146,6 +146,8 @@ class Sender:
                 blocked.add(due.alert_id)  # keep the thread in order behind a failed reply
             else:
                 worked |= sent
+            if sent and outbox.first_post_due(self.store.db, self.clock()):
+                return True  # a new alert opened meanwhile: the next pass posts it first
         self._report_health()
         return worked
 
