@@ -29,8 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot migrations tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/bisect.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
