@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.model import Commit, JobResult
+from bot.domain.model import Commit, JobResult, PlacedCell
 from bot.domain.route import Route
+from bot.domain.streak import compute_streak
 from bot.ingest.pipeline import Ingestor, IngestReport
 from bot.store import alerts as alert_store
 from bot.store import history
@@ -68,10 +69,10 @@ class Bot:
             completed_at=when if done else None,
         ))
 
-    def jobs(self, indexes: range | list[int], conclusion: str, job: str = "inductor_timm",
-             **kwargs: object) -> None:
+    def jobs(self, indexes: range | list[int], conclusion: str, job: str = "inductor_timm"
+             ) -> None:
         for i in indexes:
-            self.job(i, conclusion, job, **kwargs)  # type: ignore[arg-type]
+            self.job(i, conclusion, job)
 
     def alerts(self) -> list[AlertDetail]:
         db = self.store.db
@@ -492,14 +493,13 @@ def test_streak_walk_reads_only_as_far_as_the_streak(tmp_path: Path) -> None:
         bot.jobs(range(1990, 2000), "failure", "b")
         rows_read: list[int] = []
         walk = history.walk_cells(bot.store.db, REPO, BRANCH, key("b"))
-        from bot.domain.streak import compute_streak
 
-        def counted() -> Iterator[object]:
+        def counted() -> Iterator[PlacedCell]:
             for cell in walk:
                 rows_read.append(cell.position)
                 yield cell
 
-        streak = compute_streak(counted())  # type: ignore[arg-type]
+        streak = compute_streak(counted())
         assert streak.length == 10 and len(rows_read) == 11
     finally:
         bot.store.close()

@@ -13,6 +13,8 @@ import sqlite_utils
 
 from bot.domain.jobkey import job_key
 from bot.domain.model import Commit, JobResult
+from bot.domain.route import Route
+from bot.ingest.pipeline import Ingestor
 from bot.store import alerts as alert_store
 from bot.store import history
 from bot.store.db import Store
@@ -209,9 +211,6 @@ def test_concurrent_read_modify_write_loses_nothing(store: Store) -> None:
 
 
 def test_concurrent_ingest_from_threads_stores_every_result(store: Store) -> None:
-    from bot.domain.route import Route
-    from bot.ingest.pipeline import Ingestor
-
     shas = [f"{i:040x}" for i in range(1, 11)]
     ingestor = Ingestor(store, [Route()], lambda: NOW)
     ingestor.commits(REPO, BRANCH, [Commit(s, time=NOW) for s in shas])
