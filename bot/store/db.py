@@ -8,6 +8,7 @@ own connection to the same file, and SQLite's locking arbitrates between them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._savepoints = itertools.count()
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -56,12 +58,22 @@ class Store:
         IMMEDIATE takes the write lock up front, so two writers queue on the busy
         timeout instead of both reading and then failing to upgrade (a deferred
         transaction's upgrade fails at once with SQLITE_BUSY). Nested use joins the
-        outer transaction.
+        outer transaction inside a savepoint.
         """
         db = self.db
         conn = db.conn
         if conn.in_transaction:
-            yield db
+            # nested: a savepoint, so a failing inner unit undoes only its own writes
+            name = f"sp{next(self._savepoints)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield db
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            conn.execute(f"RELEASE SAVEPOINT {name}")
             return
         conn.execute("BEGIN IMMEDIATE")
         try:

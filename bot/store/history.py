@@ -375,7 +375,7 @@ def walk_cells(db: sqlite_utils.Database, repo: str, branch: str,
                job_key: str) -> Iterator[PlacedCell]:
     """Cells of one job key, newest commit first, read lazily in pages."""
     before: int | None = None
-    page = 64
+    page = 8  # most walks stop within a few cells: a streak plus the pass that ends it
     while True:
         sql = ("SELECT position, sha, status, time FROM cells WHERE repo = ? AND branch = ? "
                "AND job_key = ?")
