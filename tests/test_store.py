@@ -309,3 +309,19 @@ def test_renumbering_a_full_gap_keeps_order_and_cells(store: Store) -> None:
     (cell,) = history.cell_rows(store.db, REPO, BRANCH, KEY)
     placed = history.get_commit(store.db, REPO, BRANCH, high.sha)
     assert placed is not None and cell.position == placed.position
+
+
+def test_a_failing_nested_unit_undoes_only_its_own_writes(store: Store) -> None:
+    """Replay wraps many deliveries in one transaction; one bad delivery must not leave
+    half its writes behind, nor take the others with it."""
+    now = "2025-12-09T00:00:00+00:00"
+    insert = ("INSERT INTO deliveries (source, delivery_id, event, received_at, outcome) "
+              "VALUES ('test', ?, 'push', ?, 'ok')")
+    with store.transaction() as db:
+        db.execute(insert, ["kept-before", now])
+        with pytest.raises(RuntimeError), store.transaction() as inner:
+            inner.execute(insert, ["undone", now])
+            raise RuntimeError("bad delivery")
+        db.execute(insert, ["kept-after", now])
+    ids = {row[0] for row in store.db.execute("SELECT delivery_id FROM deliveries")}
+    assert ids == {"kept-before", "kept-after"}
