@@ -91,10 +91,6 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def restart_after_kill(self) -> None:
-        self.kill()
-        self.start()
-
     def log_tail(self, lines: int = 60) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
