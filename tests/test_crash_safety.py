@@ -218,7 +218,7 @@ class Run:
             status = self.try_send(index, delivery)
             if status is not None and 200 <= status < 300:
                 return
-            assert status is None or status >= 500, f"delivery {index} refused: {status}"
+            assert status is None, f"delivery {index} answered {status}"  # only a dead bot
             self.kill_and_restart()
         raise AssertionError(f"delivery {index} never accepted:\n{self.process.log_tail()}")
 
@@ -248,9 +248,11 @@ class Run:
             return outbox_empty(con)
 
     def drain(self) -> None:
-        wait_until(lambda: (self.kill_if_holding() and False) or self.settled(),
-                   timeout=DRAIN_TIMEOUT_S, interval=0.1,
-                   message=f"the outbox to drain\n{self.process.log_tail()}")
+        try:
+            wait_until(lambda: (self.kill_if_holding() and False) or self.settled(),
+                       timeout=DRAIN_TIMEOUT_S, interval=0.1, message="the outbox to drain")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.process.log_tail()}") from None
 
 
 @contextmanager
