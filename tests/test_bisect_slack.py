@@ -12,9 +12,8 @@ from bot.bisect.service import advance_bisects
 from bot.slack.command_text import Command, UsageError, parse_command
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.slack_api import FakeSlack
-from tests.support.alerts import CHANNEL, FAST_SENDER, HF, broken_trunk, feed, slack_settings
-from tests.support.server import Clock, running_bot
-from tests.test_slack_interaction import RESOLVERS, SECRET, USERS, SlackSide, text_of
+from tests.support.alerts import HF, broken_trunk
+from tests.test_slack_interaction import USERS, SlackSide, start, text_of
 
 TOKEN = "ghs-slack-bisect"
 REPO = "pytorch/pytorch"
@@ -32,20 +31,10 @@ def github() -> Iterator[FakeGitHub]:
 @pytest.fixture
 def slack(tmp_path: Path, github: FakeGitHub) -> Iterator[SlackSide]:
     trunk = broken_trunk(12, first_bad=5)
-    clock = Clock(trunk.times[7])
     with FakeSlack(users=USERS, usergroups={"S0FIXERS": ["U2"]}) as fake, \
-            running_bot(tmp_path, clock, sender_options=FAST_SENDER,
-                        github_api_url=github.url, github_token=TOKEN,
-                        **slack_settings(fake.url, SECRET, resolvers=RESOLVERS,
-                                         bisect=BISECT)) as running:
-        feed(running.bot, trunk, 7, clock)
-        fake.wait_for(lambda: fake.messages(CHANNEL))
-        side = SlackSide(running, fake, trunk)
-        try:
-            yield side
-        finally:
-            side.http.close()
-            assert fake.violations == []
+            start(tmp_path, fake, trunk, 7, route={"bisect": BISECT},
+                  github_api_url=github.url, github_token=TOKEN) as side:
+        yield side
 
 
 def finish_runs(github: FakeGitHub, side: SlackSide, culprit: int = 5) -> None:

@@ -189,10 +189,13 @@ def fake() -> Iterator[FakeSlack]:
 
 
 @contextmanager
-def start(tmp_path: Path, fake: FakeSlack, trunk: Trunk, newest: int) -> Iterator[SlackSide]:
+def start(tmp_path: Path, fake: FakeSlack, trunk: Trunk, newest: int,
+          route: dict[str, Any] | None = None, **settings: Any) -> Iterator[SlackSide]:
+    """A running bot whose alert's parent is posted; ``route``/``settings`` add to the defaults."""
     clock = Clock(trunk.times[newest])
-    with running_bot(tmp_path, clock, sender_options=FAST_SENDER,
-                     **slack_settings(fake.url, SECRET, resolvers=RESOLVERS)) as running:
+    with running_bot(tmp_path, clock, sender_options=FAST_SENDER, **settings,
+                     **slack_settings(fake.url, SECRET, resolvers=RESOLVERS,
+                                      **(route or {}))) as running:
         feed(running.bot, trunk, newest, clock)
         fake.wait_for(lambda: fake.messages(CHANNEL))
         side = SlackSide(running, fake, trunk)
