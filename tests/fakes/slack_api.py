@@ -20,11 +20,12 @@ from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.slack_spec import required_arguments
+
 SPEC_ENV = "SLACK_OPENAPI_SPEC"
-DEFAULT_SPEC_PATH = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/fixtures/slack/slack_web_openapi_v2_without_examples.json"
-)
+# method names and required arguments, derived from Slack's published OpenAPI spec
+# (tests/support/slack_spec.py says where from and how to refresh it)
+DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[1] / "fixtures/slack/web_api_methods.json"
 
 # Parameters that slack_sdk (and Slack) accept as JSON text inside form data.
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
@@ -84,26 +85,20 @@ class _ApiError(Exception):
 
 @functools.cache
 def load_spec(path: str) -> Mapping[str, frozenset[str]]:
-    """Method name -> its required parameters, read once per path (the file is ~1 MB).
+    """Method name -> its required parameters, read once per path.
 
-    ``token`` is left out: slack_sdk sends it in the Authorization header, and the
-    spec marks it required in some places and not in others.
+    Reads either the trimmed ``web_api_methods.json`` the repository keeps
+    (``{"methods": {name: [required, ...]}}``) or Slack's full OpenAPI spec
+    (``{"paths": ...}``), so a newer spec can be tried without deriving it first.
     """
     with open(path, encoding="utf-8") as f:
         spec = json.load(f)
-    methods: dict[str, frozenset[str]] = {}
-    for route, operations in spec.get("paths", {}).items():
-        required: set[str] = set()
-        for operation in operations.values():
-            for param in operation.get("parameters", []):
-                if param.get("required") and param.get("name") != "token":
-                    required.add(param["name"])
-        methods[route.lstrip("/")] = frozenset(required)
-    return methods
+    methods = spec["methods"] if "methods" in spec else required_arguments(spec)
+    return {name: frozenset(required) for name, required in methods.items()}
 
 
 def spec_path() -> Path:
-    """Where the spec is: ``$SLACK_OPENAPI_SPEC`` if set, else ``shared/`` beside the checkout."""
+    """Where the spec is: ``$SLACK_OPENAPI_SPEC`` if set, else the repository's derived copy."""
     override = os.environ.get(SPEC_ENV)
     return Path(override) if override else DEFAULT_SPEC_PATH
 

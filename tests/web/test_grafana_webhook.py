@@ -15,15 +15,15 @@ import pytest
 from bot.domain.model import Commit, JobResult
 from bot.ingest.signatures import GRAFANA_SIGNATURE_HEADER, sign_grafana
 from bot.store import alerts as alert_store
+from tests.support.fixtures import fixture_json
 from tests.support.server import GRAFANA_SECRET, GRAFANA_TOKEN, Clock, RunningBot, running_bot
 from tests.support.trunk import BASE_TIME, REPO, sha_for
 
-FIXTURES = Path("/work/shared/fixtures/grafana")
 FINGERPRINT = "3c1f0a9e7b2d4c11"
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"alert.{name}.json").read_text())
+    return fixture_json("grafana", f"alert.{name}.json")
 
 
 def post(client: httpx.Client, payload: Any, *, token: str | None = GRAFANA_TOKEN,

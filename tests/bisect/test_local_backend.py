@@ -26,7 +26,7 @@ from bot.bisect.local import (
 )
 from bot.domain.bisect_planner import BisectState, Outcome
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECK = ["sh", "-c", 'echo "state is $(cat state)"; test -e skip && exit 125; grep -qx fine state']
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Ada Lovelace",

@@ -17,16 +17,16 @@ import pytest
 from bot.domain.route import Route
 from bot.ingest.signatures import sign_github
 from bot.store.details import AlertDetail, alert_detail, alert_ids
+from tests.support.fixtures import fixture_json
 from tests.support.server import GITHUB_SECRET, Clock, RunningBot, running_bot
 from tests.support.trunk import BASE_TIME, REPO, Trunk, sharded
 
-FIXTURES = Path("/work/shared/fixtures/github")
 JOBS = sharded("inductor", "inductor_timm", 2)
 HELLO = "Codertocat/Hello-World"
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.payload.json").read_text())
+    return fixture_json("github", f"{name}.payload.json")
 
 
 def post(client: httpx.Client, event: str, payload: Any, *, delivery: str | None = None,

@@ -17,7 +17,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from unittest import mock
 from urllib.parse import urlencode
@@ -31,6 +30,7 @@ from bot.ingest import signatures
 from bot.ingest.signatures import sign_github, sign_grafana
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import broken_trunk, feed, slack_settings
+from tests.support.fixtures import fixture_files
 from tests.support.server import Clock, RunningBot, running_bot
 from tests.support.signing import slack_headers
 
@@ -43,7 +43,6 @@ SECRETS = (GITHUB_SECRET, SLACK_SECRET, SLACK_TOKEN, GRAFANA_TOKEN, GRAFANA_SECR
 LIMIT = 64 * 1024
 TABLES = ("deliveries", "commits", "job_results", "cells", "alerts", "alert_jobs",
           "external_alerts")
-GRAFANA_FIXTURES = Path("/work/shared/fixtures/grafana")
 # deterministic in CI; FUZZ_EXAMPLES=2000 explores further with fresh random examples
 EXPLORE = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=EXPLORE or 60, deadline=None, derandomize=not EXPLORE,
@@ -170,7 +169,7 @@ def delivery_templates() -> list[dict[str, Any]]:
 GITHUB_TEMPLATES = delivery_templates()
 github_payloads = st.sampled_from(GITHUB_TEMPLATES).flatmap(
     lambda d: st.tuples(st.just(d["event"]), mutations(d["payload"]) | json_values))
-GRAFANA_TEMPLATES = [json.loads(p.read_text()) for p in sorted(GRAFANA_FIXTURES.glob("*.json"))]
+GRAFANA_TEMPLATES = [json.loads(p.read_text()) for p in fixture_files("grafana", "*.json")]
 grafana_payloads = st.sampled_from(GRAFANA_TEMPLATES).flatmap(mutations) | json_values
 
 

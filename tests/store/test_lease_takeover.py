@@ -36,7 +36,7 @@ sys.stdin.readline()
 
 def child_holding(db_path: Path) -> tuple[subprocess.Popen[str], str]:
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(db_path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
     assert child.stdout is not None
     return child, child.stdout.readline().strip()
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +16,10 @@ from bot.ingest.grafana import (
     reason_from_value_string,
     reason_from_values,
 )
+from tests.support.fixtures import fixture_json
 
-FIXTURES = Path("/work/shared/fixtures/grafana")
-FIRING: dict[str, Any] = json.loads((FIXTURES / "alert.firing.json").read_text())
-RESOLVED: dict[str, Any] = json.loads((FIXTURES / "alert.resolved.json").read_text())
+FIRING: dict[str, Any] = fixture_json("grafana", "alert.firing.json")
+RESOLVED: dict[str, Any] = fixture_json("grafana", "alert.resolved.json")
 RULE = "Inductor jobs failing for three commits in a row on Trunk"
 
 

@@ -13,7 +13,7 @@ from bot.slack.command_text import Command, UsageError, parse_command
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import HF, broken_trunk
-from tests.test_slack_interaction import USERS, SlackSide, start, text_of
+from tests.support.slack_side import USERS, SlackSide, start, text_of
 
 TOKEN = "ghs-slack-bisect"
 REPO = "pytorch/pytorch"

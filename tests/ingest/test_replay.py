@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.fixtures import fixture_files, fixture_json
 from tests.support.trunk import Trunk, ndjson, sharded
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path("/work/shared/fixtures/github")
+ROOT = Path(__file__).resolve().parents[2]
 TIMM = sharded("inductor", "inductor_timm", 2)
 HF = sharded("inductor", "inductor_huggingface", 3)
 PERIODIC = ["inductor-periodic / cuda12.8-py3.10-gcc9-sm86 / test (dynamo_eager)"]
@@ -273,13 +273,13 @@ def test_invalid_config_fails_at_start(tmp_path: Path) -> None:
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.payload.json").read_text())
+    return fixture_json("github", f"{name}.payload.json")
 
 
 def fixture_deliveries() -> list[dict[str, Any]]:
     """Every shared fixture as a delivery, event named after its file."""
     return [{"event": path.name.split(".")[0], "payload": json.loads(path.read_text())}
-            for path in sorted(FIXTURES.glob("*.payload.json"))]
+            for path in fixture_files("github", "*.payload.json")]
 
 
 HELLO_ROUTE = """

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +19,11 @@ from bot.ingest.github_payloads import (
     parse_workflow_job,
     pr_number_from_message,
 )
-
-FIXTURES = Path("/work/shared/fixtures/github")
+from tests.support.fixtures import fixture_json
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
+    return fixture_json("github", name)
 
 
 # --- workflow_job -------------------------------------------------------------------

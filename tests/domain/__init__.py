@@ -1,0 +1,1 @@
+"""Tests, grouped like the code they test."""
