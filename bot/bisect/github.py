@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from bot.domain.model import JobResult
-from bot.ingest.github_payloads import PayloadError, job_from_api, parse_timestamp
+from bot.domain.payload import PayloadError, parse_timestamp
+from bot.ingest.github_payloads import job_from_api
 from bot.ingest.pollers.tick import RateLimited, Unavailable, rate_limit_pause
 
 CLOCK_SKEW = timedelta(minutes=2)  # GitHub's clock and ours may disagree a little

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.domain.jobkey import split_job_name
 from bot.domain.model import Commit, JobResult
-from bot.ingest.github_payloads import (
+from bot.domain.payload import (
     PayloadError,
     checked,
     field_of,

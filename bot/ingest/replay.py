@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.config import ConfigError, load_routes
+from bot.domain.payload import PayloadError
 from bot.domain.route import Route
-from bot.ingest.github_payloads import PayloadError, parse_push, parse_workflow_job
+from bot.ingest.github_payloads import parse_push, parse_workflow_job
 from bot.ingest.hud import parse_hud_page
 from bot.ingest.pipeline import Ingestor, IngestReport
 from bot.store.db import Store

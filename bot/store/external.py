@@ -16,8 +16,8 @@ from datetime import datetime
 
 import sqlite_utils
 
+from bot.domain.grafana import GrafanaAlert
 from bot.domain.route import Route
-from bot.ingest.grafana import GrafanaAlert
 from bot.store import alerts as alert_store
 from bot.store.codec import from_iso, to_iso
 

@@ -20,12 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from bot.domain.model import JobResult
-from bot.ingest.github_payloads import PayloadError, PushEvent, parse_push, parse_workflow_job
+from bot.domain.payload import PayloadError
+from bot.ingest.github_payloads import PushEvent, parse_push, parse_workflow_job
 from bot.ingest.pipeline import IngestReport
-from bot.ingest.signatures import GITHUB_SIGNATURE_HEADER, verify_github
 from bot.store import history
 from bot.web import deliveries
 from bot.web.limits import Refusal, error, parse_json, read_body
+from bot.web.signatures import GITHUB_SIGNATURE_HEADER, verify_github
 
 if TYPE_CHECKING:
     from bot.runtime import Bot

@@ -16,17 +16,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
-from bot.ingest.github_payloads import PayloadError
-from bot.ingest.grafana import GrafanaNotification, parse_grafana
-from bot.ingest.signatures import (
+from bot.domain.grafana import GrafanaNotification
+from bot.domain.payload import PayloadError
+from bot.ingest.grafana import parse_grafana
+from bot.store import external
+from bot.web import deliveries
+from bot.web.limits import Refusal, error, parse_json, read_body
+from bot.web.signatures import (
     GRAFANA_SIGNATURE_HEADER,
     GRAFANA_TOKEN_HEADER,
     verify_bearer,
     verify_grafana_hmac,
 )
-from bot.store import external
-from bot.web import deliveries
-from bot.web.limits import Refusal, error, parse_json, read_body
 
 if TYPE_CHECKING:
     from bot.runtime import Bot

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
 
-from bot.ingest.signatures import SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER, verify_slack
 from bot.web.limits import Refusal, error, read_body
+from bot.web.signatures import SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER, verify_slack
 
 if TYPE_CHECKING:
     from bot.runtime import Bot

@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from bot.domain.model import Commit
+from bot.domain.payload import PayloadError, parse_timestamp
 from bot.ingest.github_payloads import (
-    PayloadError,
     job_from_api,
     logs_url,
     parse_push,
-    parse_timestamp,
     parse_workflow_job,
     pr_number_from_message,
 )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.ingest.github_payloads import PayloadError
+from bot.domain.payload import PayloadError
 from bot.ingest.grafana import (
     normalise_priority,
     parse_grafana,

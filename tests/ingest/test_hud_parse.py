@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.jobkey import job_key
-from bot.ingest.github_payloads import PayloadError
+from bot.domain.payload import PayloadError
 from bot.ingest.hud import FINAL_CONCLUSIONS, parse_hud_page, synthetic_job_id
 
 NAMES = [

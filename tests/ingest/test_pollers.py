@@ -19,10 +19,10 @@ from bot.ingest.pollers import register_jobs
 from bot.ingest.pollers.github import GitHubPoller
 from bot.ingest.pollers.hud import HudPoller
 from bot.ingest.replay import replay
-from bot.ingest.signatures import sign_github
 from bot.runtime import Bot
 from bot.store.db import Store
 from bot.store.details import AlertDetail, alert_detail, alert_ids
+from bot.web.signatures import sign_github
 from tests.fakes.github_api import FakeCommit, FakeGitHub, FakeRun
 from tests.fakes.hud_api import FakeHud
 from tests.support.server import GITHUB_SECRET, Clock, serve, settings_for, started_bot

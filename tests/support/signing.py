@@ -9,7 +9,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.ingest.signatures import sign_github
+from bot.web.signatures import sign_github
 
 
 def github_request(event: str, payload: Any, delivery_id: str,

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.ingest import signatures
-from bot.ingest.signatures import sign_github, sign_grafana
+from bot.web import signatures
+from bot.web.signatures import sign_github, sign_grafana
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import broken_trunk, feed, slack_settings
 from tests.support.fixtures import fixture_files

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from bot.domain.route import Route
-from bot.ingest.signatures import sign_github
 from bot.store.details import AlertDetail, alert_detail, alert_ids
+from bot.web.signatures import sign_github
 from tests.support.fixtures import fixture_json
 from tests.support.server import GITHUB_SECRET, Clock, RunningBot, running_bot
 from tests.support.trunk import BASE_TIME, REPO, Trunk, sharded

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bot.domain.model import Commit, JobResult
-from bot.ingest.signatures import GRAFANA_SIGNATURE_HEADER, sign_grafana
 from bot.store import alerts as alert_store
+from bot.web.signatures import GRAFANA_SIGNATURE_HEADER, sign_grafana
 from tests.support.fixtures import fixture_json
 from tests.support.server import GRAFANA_SECRET, GRAFANA_TOKEN, Clock, RunningBot, running_bot
 from tests.support.trunk import BASE_TIME, REPO, sha_for

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.ingest.signatures import sign_github
+from bot.web.signatures import sign_github
 from tests.support.server import GITHUB_SECRET, GRAFANA_TOKEN, running_bot
 
 LIMIT = 4096

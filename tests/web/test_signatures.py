@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ingest.signatures import (
+from bot.web.signatures import (
     sign_github,
     sign_grafana,
     verify_bearer,

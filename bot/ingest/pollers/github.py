@@ -19,16 +19,9 @@ import httpx
 import sqlite_utils
 
 from bot.domain.model import Commit
+from bot.domain.payload import PayloadError, checked, field_of, optional_field, parse_timestamp
 from bot.domain.route import Route
-from bot.ingest.github_payloads import (
-    PayloadError,
-    checked,
-    field_of,
-    job_from_api,
-    optional_field,
-    parse_timestamp,
-    pr_number_from_message,
-)
+from bot.ingest.github_payloads import job_from_api, pr_number_from_message
 from bot.ingest.pollers.tick import (
     DEFAULT_PAUSE,
     PollReport,

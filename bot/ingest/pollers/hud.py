@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.domain.model import Commit, JobResult
-from bot.ingest.github_payloads import PayloadError
+from bot.domain.payload import PayloadError
 from bot.ingest.hud import parse_hud_page
 from bot.ingest.pollers.tick import PollReport, Unavailable, get, refuse, run_tick
 from bot.store import history

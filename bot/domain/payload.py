@@ -1,0 +1,71 @@
+"""Reading decoded JSON into domain data: the one parse error every parser raises, and its checks.
+
+GitHub, HUD and Grafana payloads all go through these, so a malformed body is always a
+``PayloadError`` naming the field by its path, whichever source sent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+class PayloadError(ValueError):
+    """A payload is missing a field or has one of the wrong type.
+
+    The message names the field by its path (``workflow_job.head_sha``) so a bad
+    delivery can be diagnosed from the log line alone.
+    """
+
+
+def field_of(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+    """``obj[key]``, which must exist and be of ``kind``; ``path`` names it in errors."""
+    if key not in obj:
+        raise PayloadError(f"{path}: missing")
+    return checked(obj[key], kind, path)
+
+
+def optional_field(
+    obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str
+) -> Any:
+    """``obj[key]`` if present and not null, else ``None``; present values must be ``kind``."""
+    value = obj.get(key)
+    return None if value is None else checked(value, kind, path)
+
+
+def checked(value: Any, kind: type | tuple[type, ...], path: str) -> Any:
+    """``value`` if it is a ``kind``. Booleans are not accepted as integers."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise PayloadError(f"{path}: expected {_kind_names(kinds)}, got bool")
+    if not isinstance(value, kinds):
+        raise PayloadError(f"{path}: expected {_kind_names(kinds)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(kind.__name__ for kind in kinds)
+
+
+def parse_timestamp(value: Any, path: str) -> datetime | None:
+    """An aware datetime from an ISO 8601 string (``Z`` allowed), or ``None``.
+
+    ``None``, ``""`` and Go's zero time ``0001-01-01T00:00:00Z`` (which GitHub and
+    Grafana send for "not yet") all mean "no time". Naive times are taken as UTC,
+    which is what every source here reports in.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{path}: expected an ISO 8601 string, got {type(value).__name__}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"{path}: not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.year == 1:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
