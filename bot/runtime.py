@@ -11,11 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.bisect.service import Bisects
 from bot.config import ConfigError, Settings
 from bot.health import Health
+from bot.ingest import pollers
 from bot.ingest.pipeline import Ingestor
 from bot.schedule import Scheduler
-from bot.slack import outbox
+from bot.slack import outbox, people, reminders
 from bot.slack.client import ConsoleApi, SlackApi, WebApi
 from bot.slack.sender import Sender
 from bot.store.db import Store
@@ -52,6 +54,11 @@ class Bot:
             **{"in_doubt_s": settings.slack_timeout, **(sender_options or {})})
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed)
         self.scheduler = Scheduler(self.store, self.health, clock)
+        self.bisects = Bisects(
+            self.store, self.routes, clock, self.health,
+            github_api_url=settings.github_api_url, github_token=settings.github_token,
+            on_change=self.alerts_changed, ingest_results=self.ingestor.results,
+            user_by_email=lambda email: people.user_id_by_email(self.slack_api, email))
         self.bolt = None
         self._socket_handler: object | None = None
         self._started = False
@@ -80,14 +87,9 @@ class Bot:
 
     def _register_jobs(self) -> None:
         """Each part of the bot that needs periodic work adds its jobs here."""
-        for module_name in ("bot.ingest.pollers", "bot.slack.reminders", "bot.bisect.service"):
-            try:
-                module = __import__(module_name, fromlist=["register_jobs"])
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-                continue
-            module.register_jobs(self)
+        pollers.register_jobs(self)
+        reminders.register_jobs(self)
+        self.bisects.register(self.scheduler)
 
     def stop(self) -> None:
         self.scheduler.stop()

@@ -6,37 +6,32 @@ their email; anything else is shown by name, never guessed.
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
 
 from bot.bisect.config import BisectConfig
-from bot.slack.client import SlackApi, SlackError
 from bot.store import history
 from bot.store.bisects import Bisect
 
-log = logging.getLogger(__name__)
+UserByEmail = Callable[[str], "str | None"]
+"""Finds a chat user id by email (Slack's ``users.lookupByEmail``); None when there is none."""
 
 PYTORCH_REVERT = '@pytorchbot revert -m "Broke {key}; found by bisect" -c nosignal'
 
 
-def author_slack_id(author: str, config: BisectConfig, slack: SlackApi | None) -> str | None:
-    """The author's Slack user id: the route's ``authors`` map, else ``users.lookupByEmail``."""
+def author_slack_id(author: str, config: BisectConfig,
+                    user_by_email: UserByEmail | None) -> str | None:
+    """The author's Slack user id: the route's ``authors`` map, else a lookup by email."""
     if not author:
         return None
     mapped = config.authors.get(author.lower())
     if mapped:
         return mapped
-    if "@" not in author or slack is None:
+    if "@" not in author or user_by_email is None:
         return None
-    try:
-        answer = slack.call("users.lookupByEmail", email=author)
-    except SlackError as exc:
-        log.info("no Slack user for %s: %s", author, exc)
-        return None
-    user = answer.get("user") or {}
-    return str(user["id"]) if user.get("id") else None
+    return user_by_email(author)
 
 
 def revert_hint(bisect: Bisect, config: BisectConfig, sha: str, pr: int | None) -> str:
@@ -57,7 +52,7 @@ def revert_hint(bisect: Bisect, config: BisectConfig, sha: str, pr: int | None) 
 
 
 def found_event_data(db: sqlite_utils.Database, bisect: Bisect, config: BisectConfig,
-                     slack: SlackApi | None, culprit: str, parent: str | None,
+                     user_by_email: UserByEmail | None, culprit: str, parent: str | None,
                      runs: int, rounds: int) -> dict[str, Any]:
     """The ``bisect_found`` event's data: everything the thread reply shows."""
     commit = history.get_commit(db, bisect.repo, bisect.branch, culprit)
@@ -69,7 +64,7 @@ def found_event_data(db: sqlite_utils.Database, bisect: Bisect, config: BisectCo
         "parent": parent,
         "title": title,
         "author": author,
-        "author_slack": author_slack_id(author, config, slack),
+        "author_slack": author_slack_id(author, config, user_by_email),
         "pr": pr,
         "revert": revert_hint(bisect, config, culprit, pr),
         "confirmed": int(bisect.limits.get("confirm_runs", 0)) > 0,

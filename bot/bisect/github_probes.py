@@ -8,9 +8,9 @@ dispatch: a probe that *may* have started a run is looked for before it is re-se
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
@@ -30,9 +30,7 @@ from bot.domain.model import CellStatus, JobResult
 from bot.store import bisects as store
 from bot.store.bisects import Bisect, Probe
 from bot.store.codec import from_iso, from_json_list
-
-if TYPE_CHECKING:
-    from bot.runtime import Bot
+from bot.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,11 @@ class BisectBroken(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ProbeContext:
-    bot: Bot
+    """What a GitHub probe's steps use: the store, the clock, the ingest path, its bisect."""
+
+    store: Store
+    clock: Callable[[], datetime]
+    ingest_results: Callable[[list[JobResult]], object]
     bisect: Bisect
     config: BisectConfig
     github: GitHubDispatcher
@@ -87,7 +89,7 @@ def advance_probe(ctx: ProbeContext, probe: Probe) -> None:
 
 
 def _reload(ctx: ProbeContext, probe_id: int) -> Probe | None:
-    return next((p for p in store.probes(ctx.bot.store.db, ctx.bisect.id) if p.id == probe_id),
+    return next((p for p in store.probes(ctx.store.db, ctx.bisect.id) if p.id == probe_id),
                 None)
 
 
@@ -104,13 +106,13 @@ def _step(ctx: ProbeContext, probe: Probe) -> None:
 
 
 def _dispatch(ctx: ProbeContext, probe: Probe) -> None:
-    bot, bisect, config = ctx.bot, ctx.bisect, ctx.config
+    bisect, config = ctx.bisect, ctx.config
     assert config.workflow is not None
     attempt = probe.attempt + 1
     correlation = (f"{correlation_prefix(bisect.id, probe.id)}{attempt}"
                    if config.correlates else None)
-    with bot.store.transaction() as db:
-        if not store.claim_dispatch(db, probe, bot.clock(), correlation):
+    with ctx.store.transaction() as db:
+        if not store.claim_dispatch(db, probe, ctx.clock(), correlation):
             return  # another tick got there first
     ref = render(config.ref, bisect, probe.sha, correlation)
     inputs = {name: render(value, bisect, probe.sha, correlation)
@@ -119,30 +121,30 @@ def _dispatch(ctx: ProbeContext, probe: Probe) -> None:
         ctx.github.dispatch(bisect.repo, config.workflow, ref, inputs)
     except DispatchUncertain as exc:
         log.warning("bisect %s probe %s: %s", bisect.id, probe.sha[:12], exc)
-        with bot.store.transaction() as db:
+        with ctx.store.transaction() as db:
             store.note(db, probe.id, f"{exc}; looking for the run before dispatching again")
         return
     except RateLimited as exc:
-        with bot.store.transaction() as db:
+        with ctx.store.transaction() as db:
             store.unclaim(db, probe.id, attempt, f"rate limited: {exc.reason}")
         raise
     except DispatchRefused as exc:
-        with bot.store.transaction() as db:
-            store.finish_probe(db, probe.id, Outcome.INCONCLUSIVE, str(exc), bot.clock())
+        with ctx.store.transaction() as db:
+            store.finish_probe(db, probe.id, Outcome.INCONCLUSIVE, str(exc), ctx.clock())
         raise BisectBroken(str(exc)) from None
-    with bot.store.transaction() as db:
+    with ctx.store.transaction() as db:
         store.mark_dispatched(db, probe.id, attempt)
 
 
 def _find(ctx: ProbeContext, probe: Probe) -> bool:
     """Look for the probe's run; True (and the run recorded) when found."""
-    bot, bisect, config = ctx.bot, ctx.bisect, ctx.config
+    bisect, config = ctx.bisect, ctx.config
     assert config.workflow is not None and probe.dispatched_at is not None
     head_sha = probe.sha if "{sha}" in config.ref else None
     correlation = correlation_prefix(bisect.id, probe.id) if config.correlates else None
     run = ctx.github.find_run(bisect.repo, config.workflow, head_sha, probe.dispatched_at,
-                              correlation, exclude=store.claimed_run_ids(bot.store.db))
-    with bot.store.transaction() as db:
+                              correlation, exclude=store.claimed_run_ids(ctx.store.db))
+    with ctx.store.transaction() as db:
         if run is None:
             store.note(db, probe.id, probe.detail or "waiting for GitHub to list the run",
                        lookup=True)
@@ -155,12 +157,12 @@ def _look_after_uncertain_dispatch(ctx: ProbeContext, probe: Probe) -> None:
     """The POST may have started a run: find it, or re-send only after a grace period."""
     if _find(ctx, probe):
         return
-    now = ctx.bot.clock()
+    now = ctx.clock()
     waited = now - (probe.attempted_at or now)
     if probe.lookups + 1 < LOOKUPS_BEFORE_REDISPATCH or waited < REDISPATCH_GRACE:
         return
     if probe.attempt >= MAX_DISPATCHES:
-        with ctx.bot.store.transaction() as db:
+        with ctx.store.transaction() as db:
             store.finish_probe(db, probe.id, Outcome.INCONCLUSIVE,
                                f"no run found after {probe.attempt} dispatches", now)
         return
@@ -173,9 +175,9 @@ def _look_for_run(ctx: ProbeContext, probe: Probe) -> None:
     """GitHub accepted the dispatch, so a run exists: wait for it to be listed."""
     if _find(ctx, probe):
         return
-    now = ctx.bot.clock()
+    now = ctx.clock()
     if probe.attempted_at is not None and now - probe.attempted_at > LOST_AFTER:
-        with ctx.bot.store.transaction() as db:
+        with ctx.store.transaction() as db:
             store.finish_probe(db, probe.id, Outcome.INCONCLUSIVE,
                                f"GitHub accepted the dispatch but listed no run in {LOST_AFTER}",
                                now)
@@ -183,7 +185,7 @@ def _look_for_run(ctx: ProbeContext, probe: Probe) -> None:
 
 def _collect(ctx: ProbeContext, probe: Probe) -> None:
     """Read the run's jobs (through the normal ingest) and decide the probe's outcome."""
-    bot, bisect = ctx.bot, ctx.bisect
+    bisect = ctx.bisect
     assert probe.run_id is not None
     fetched: list[JobResult] = []
     try:
@@ -191,14 +193,14 @@ def _collect(ctx: ProbeContext, probe: Probe) -> None:
     except Unavailable as exc:  # webhooks may still have delivered them: read what is stored
         log.warning("bisect %s: jobs of run %s: %s", bisect.id, probe.run_id, exc)
     if fetched:
-        bot.ingestor.results(fetched)
-    by_id = {r.job_id: r for r in run_results(bot.store.db, bisect.repo, probe.run_id)}
+        ctx.ingest_results(fetched)
+    by_id = {r.job_id: r for r in run_results(ctx.store.db, bisect.repo, probe.run_id)}
     by_id.update({r.job_id: r for r in fetched})
     wanted = strip_shard(job_part(bisect.job_key))
     mine = [r for r in by_id.values()
             if job_part(job_key(r.workflow, r.job_name)) == wanted]
     status = cell_status(mine) if mine else None
-    now = bot.clock()
+    now = ctx.clock()
     if status is CellStatus.PENDING:
         return
     decided = _decide(status, mine)
@@ -210,7 +212,7 @@ def _collect(ctx: ProbeContext, probe: Probe) -> None:
         decided = (Outcome.INCONCLUSIVE,
                    f"run ended ({verdict}) without a result for {job_part(bisect.job_key)}")
     outcome, detail = decided
-    with bot.store.transaction() as db:
+    with ctx.store.transaction() as db:
         store.finish_probe(db, probe.id, outcome, detail, now)
 
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
 
 from bot.bisect.config import BisectConfig
 from bot.bisect.local import LocalBackend
 from bot.domain.bisect_planner import Outcome
 from bot.store import bisects as store
 from bot.store.bisects import Probe
-
-if TYPE_CHECKING:
-    from bot.runtime import Bot
+from bot.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +26,9 @@ DETAIL_CHARS = 300
 class LocalWorkers:
     """The probes this process is running right now, by probe id."""
 
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
         self._lock = threading.Lock()
         self._threads: dict[int, threading.Thread] = {}
 
@@ -40,7 +40,7 @@ class LocalWorkers:
         """Start the probe unless a worker of this process already runs it."""
         if probe.done or probe.state not in ("planned", "running") or self.busy(probe.id):
             return
-        with self.bot.store.transaction() as db:
+        with self.store.transaction() as db:
             if probe.state == "planned" and not store.set_run(db, probe.id, None, None):
                 return  # someone else moved it
         assert config.repo is not None and config.command is not None
@@ -70,9 +70,9 @@ class LocalWorkers:
             log.exception("local probe %s at %s failed", probe.id, probe.sha[:12])
             outcome, detail = Outcome.INCONCLUSIVE, f"{type(exc).__name__}: {exc}"
         try:
-            with self.bot.store.transaction() as db:
+            with self.store.transaction() as db:
                 store.finish_probe(db, probe.id, outcome, detail[:DETAIL_CHARS],
-                                   self.bot.clock())
+                                   self.clock())
         finally:
             with self._lock:
                 self._threads.pop(probe.id, None)

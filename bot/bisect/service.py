@@ -1,7 +1,8 @@
-"""Bisects of alerts: start and cancel (Slack calls these) and the tick that runs them.
+"""Bisects of alerts: start and cancel (Slack's buttons and command call these) and the tick.
 
-Every tick derives what to do from SQLite (``bisects``, ``bisect_probes``), so a
-restart resumes an unfinished bisect without losing or repeating a run.
+``Bisects`` is the running bot's bisect desk; every tick derives what to do from SQLite
+(``bisects``, ``bisect_probes``), so a restart resumes an unfinished bisect without
+losing or repeating a run.
 """
 
 from __future__ import annotations
@@ -9,20 +10,19 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from bot.bisect.config import NOT_CONFIGURED_HINT, BisectConfig, BisectConfigError, bisect_config
-from bot.bisect.culprit import found_event_data
+from bot.bisect.culprit import UserByEmail, found_event_data
 from bot.bisect.github import GitHubDispatcher, RateLimited, Unavailable
 from bot.bisect.github_probes import BisectBroken, ProbeContext, advance_probe
 from bot.bisect.local_probes import LocalWorkers
 from bot.config import ConfigError
+from bot.domain.alert_ids import short_id
 from bot.domain.alerts import Member
 from bot.domain.bisect_planner import (
     BisectLimits,
@@ -33,15 +33,15 @@ from bot.domain.bisect_planner import (
     plan,
     round_bound,
 )
-from bot.domain.model import CellStatus
-from bot.slack.present import short_id
+from bot.domain.model import CellStatus, JobResult
+from bot.domain.route import Route
+from bot.health import Health
+from bot.schedule import Scheduler
 from bot.store import alerts as alert_store
 from bot.store import bisects as store
 from bot.store import history
 from bot.store.bisects import Bisect, Probe
-
-if TYPE_CHECKING:
-    from bot.runtime import Bot
+from bot.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -70,86 +70,6 @@ class CancelOutcome:
 # ----------------------------------------------------------------------------- start
 
 
-def start_bisect(bot: Bot, alert_id: int, actor: str | None, job_key: str | None = None,
-                 k: int | None = None) -> StartOutcome:
-    """Record a new bisect of one of the alert's jobs; the tick dispatches its runs.
-
-    Refused, with the reason, when the alert is resolved, the route has no bisect
-    backend, the job is unknown or ambiguous, the limits forbid it, another bisect
-    is running on the alert (the database's unique index decides between racing
-    clicks), or the range cannot be bisected at all.
-    """
-    alert = short_id(alert_id)
-    db = bot.store.db
-    row = db.execute("SELECT route, repo, branch, state FROM alerts WHERE id = ?",
-                     [alert_id]).fetchone()
-    if row is None:
-        return StartOutcome(False, f"There is no alert {alert}.", "not_found")
-    route_name, repo, branch, alert_state = row
-    if alert_state == "resolved":
-        return StartOutcome(False, f"{alert} is already resolved; nothing to bisect.", "resolved")
-    route = bot.routes.get(route_name)
-    try:
-        config = bisect_config(route) if route is not None else None
-    except BisectConfigError as exc:
-        return StartOutcome(False, f":warning: Bisect is misconfigured: {exc}", "bad_config")
-    if config is None:
-        return StartOutcome(False, f":construction: Bisect is not configured for route "
-                                   f"`{route_name}`: {NOT_CONFIGURED_HINT}.", "not_configured")
-    if config.backend == "github" and not bot.settings.github_token:
-        return StartOutcome(False, ":construction: Bisect needs `GITHUB_TOKEN` (with "
-                                   "actions:write) to dispatch workflows.", "not_configured")
-    k = config.k if k is None else k
-    member = _choose_job(db, alert_id, repo, branch, job_key)
-    if isinstance(member, str):
-        return StartOutcome(False, member, "job")
-    assert member.last_green is not None
-    suspects = tuple(c.sha for c in history.commits_between(
-        db, repo, branch, member.last_green.position, member.first_failing.position))
-    known = _known_results(db, repo, branch, member)
-    limits = config.limits
-    try:
-        state = replace(limits.state(member.last_green.sha, suspects, k),
-                        observations=tuple(Observation(sha, o) for sha, o in known))
-    except ValueError as exc:
-        return StartOutcome(False, f"Cannot bisect {alert}: {exc}.", "limits")
-    first = plan(state)
-    if first.status == "failed":
-        return StartOutcome(False, f"Cannot bisect *{member.job_key}* of {alert}: "
-                                   f"{first.reason}.", "planner")
-    now = bot.clock()
-    with bot.store.transaction() as wdb:
-        refusal = limits.refusal(k, store.running_count(wdb, route_name))
-        if refusal is not None:
-            return StartOutcome(False, f"Cannot bisect {alert} now: {refusal}.", "limits")
-        try:
-            bisect_id = store.insert(
-                wdb, alert_id=alert_id, route=route_name, repo=repo, branch=branch,
-                job_key=member.job_key, backend=config.backend, k=k, last_good=state.last_good,
-                suspects=suspects, limits=asdict(limits), started_by=actor, now=now)
-        except sqlite3.IntegrityError:
-            running = store.running_for_alert(wdb, alert_id)
-            who = f" (started by <@{running.started_by}>)" if running and running.started_by \
-                else ""
-            return StartOutcome(False, f"A bisect is already running on {alert}{who}.",
-                                "bisecting")
-        for sha, outcome in known:
-            store.add_probe(wdb, bisect_id, sha, 0, source="ci", outcome=outcome,
-                            detail="CI result", now=now)
-        alert_store.add_event(wdb, alert_id, "bisect_started", now, actor=actor,
-                              key=member.job_key, suspects=len(suspects), runs_per_round=k,
-                              max_runs=limits.max_runs, backend=config.backend,
-                              candidates=len(first.candidates))
-        store.set_alert_status(wdb, alert_id, _starting_text(len(suspects), first))
-    bot.alerts_changed({alert_id})
-    rounds = round_bound(max(len(first.candidates), 1), k)
-    return StartOutcome(
-        True,
-        f":mag: Bisecting *{member.job_key}* of {alert}: {len(suspects)} suspects, {k} runs per "
-        f"round (about {rounds} rounds, then confirmation), at most {limits.max_runs} runs. "
-        "Progress goes to the alert's thread.",
-        bisect_id=bisect_id,
-    )
 
 
 def _choose_job(db: sqlite_utils.Database, alert_id: int, repo: str, branch: str,
@@ -217,114 +137,13 @@ def _known_results(db: sqlite_utils.Database, repo: str, branch: str,
 # ----------------------------------------------------------------------------- cancel
 
 
-def cancel_bisect(bot: Bot, alert_id: int, actor: str | None) -> CancelOutcome:
-    """Stop the alert's running bisect; runs already started finish but are ignored."""
-    alert = short_id(alert_id)
-    now = bot.clock()
-    with bot.store.transaction() as db:
-        running = store.running_for_alert(db, alert_id)
-        if running is None or not store.finish(db, running.id, "cancelled", now,
-                                               reason="cancelled"):
-            return CancelOutcome(False, f"No bisect is running on {alert}.", "not_bisecting")
-        runs = sum(1 for p in store.probes(db, running.id) if p.source == "run")
-        alert_store.add_event(db, alert_id, "bisect_cancelled", now, actor=actor,
-                              key=running.job_key, runs=runs)
-        store.set_alert_status(db, alert_id, None)
-    bot.alerts_changed({alert_id})
-    return CancelOutcome(True, f":no_entry_sign: Cancelled the bisect of {alert} after {runs} "
-                               "runs. Runs already started finish on CI; the bisect ignores them.")
 
 
 # ----------------------------------------------------------------------------- the tick
 
 
-class _Runtime:
-    """What one bot's bisect ticks share in memory: a tick lock and the local workers."""
-
-    def __init__(self, bot: Bot) -> None:
-        self.lock = threading.Lock()
-        self.local = LocalWorkers(bot)
 
 
-_RUNTIMES: weakref.WeakKeyDictionary[Bot, _Runtime] = weakref.WeakKeyDictionary()
-_RUNTIMES_LOCK = threading.Lock()
-
-
-def runtime_of(bot: Bot) -> _Runtime:
-    with _RUNTIMES_LOCK:
-        found = _RUNTIMES.get(bot)
-        if found is None:
-            found = _RUNTIMES[bot] = _Runtime(bot)
-        return found
-
-
-def advance_bisects(bot: Bot, github: GitHubDispatcher | None = None) -> int:
-    """One tick: move every running bisect as far as it can go; returns how many ran.
-
-    Ticks of one process never overlap (a second one returns at once); two processes
-    are kept apart by the scheduler's lease, and every write is guarded in SQL.
-    """
-    runtime = runtime_of(bot)
-    if not runtime.lock.acquire(blocking=False):
-        return 0
-    own: GitHubDispatcher | None = None
-    try:
-        running = store.running(bot.store.db)
-        if github is None and any(b.backend == "github" for b in running):
-            settings = bot.settings
-            github = own = GitHubDispatcher(settings.github_api_url, settings.github_token,
-                                            clock=bot.clock)
-        problems = 0
-        for bisect in running:
-            try:
-                _advance(bot, runtime, bisect, github)
-            except (RateLimited, Unavailable) as exc:  # GitHub is busy: the next tick retries
-                problems += 1
-                log.warning("bisect %s waits for GitHub: %s", bisect.id, exc)
-                bot.health.error("bisects", f"{type(exc).__name__}: {exc}")
-        if running and not problems:
-            bot.health.ok("bisects", note=f"{len(running)} running")
-        return len(running)
-    finally:
-        if own is not None:
-            own.close()
-        runtime.lock.release()
-
-
-def _advance(bot: Bot, runtime: _Runtime, bisect: Bisect,
-             github: GitHubDispatcher | None) -> None:
-    route = bot.routes.get(bisect.route)
-    try:
-        config = bisect_config(route) if route is not None else None
-    except BisectConfigError as exc:
-        _fail(bot, bisect, str(exc))
-        return
-    if config is None or config.backend != bisect.backend:
-        _fail(bot, bisect, f"route {bisect.route} no longer has the {bisect.backend} "
-                           "bisect backend configured")
-        return
-    for _ in range(2):  # finish the round, then dispatch the next one in the same tick
-        try:
-            for probe in store.probes(bot.store.db, bisect.id):
-                if probe.source != "run" or probe.done:
-                    continue
-                if bisect.backend == "github":
-                    assert github is not None
-                    advance_probe(ProbeContext(bot, bisect, config, github), probe)
-                else:
-                    runtime.local.advance(config, probe)
-        except BisectBroken as exc:
-            _fail(bot, bisect, str(exc))
-            return
-        probes = store.probes(bot.store.db, bisect.id)
-        if any(p.source == "run" and not p.done for p in probes):
-            return
-        if not _next_round(bot, bisect, config, probes):
-            return
-        fresh = store.get(bot.store.db, bisect.id)
-        if fresh is None or fresh.state != store.RUNNING:
-            return
-        bisect = fresh
 
 
 def planner_state(bisect: Bisect, probes: Sequence[Probe]) -> BisectState:
@@ -339,46 +158,6 @@ def planner_state(bisect: Bisect, probes: Sequence[Probe]) -> BisectState:
     )
 
 
-def _next_round(bot: Bot, bisect: Bisect, config: BisectConfig,
-                probes: Sequence[Probe]) -> bool:
-    """Report the round that just ended, then start the next or finish; True if one started."""
-    step = plan(planner_state(bisect, probes))
-    found_data = None
-    runs = sum(1 for p in probes if p.source == "run")
-    if step.status == "found" and step.culprit:
-        # the Slack lookup happens outside the write transaction
-        found_data = found_event_data(bot.store.db, bisect, config, bot.slack_api,
-                                      step.culprit, step.parent, runs, bisect.round)
-    now = bot.clock()
-    started = False
-    with bot.store.transaction() as db:
-        current = store.get(db, bisect.id)
-        if current is None or current.state != store.RUNNING or current.round != bisect.round:
-            return False  # cancelled, or another tick moved on meanwhile
-        reported = current.reported_round
-        if current.round > reported:
-            earlier = [p for p in probes if p.round != current.round]
-            before = plan(planner_state(current, earlier)).candidates
-            alert_store.add_event(
-                db, current.alert_id, "bisect_round", now, round=current.round,
-                before=len(before), after=len(step.candidates), key=current.job_key,
-                probes=[store.as_dict(p) for p in probes
-                        if p.round == current.round and p.source == "run"])
-            reported = current.round
-        if step.status == "running" and step.to_test:
-            number = current.round + 1
-            for sha in step.to_test:
-                store.add_probe(db, current.id, sha, number)
-            store.set_rounds(db, current.id, round_=number, reported_round=reported)
-            store.set_alert_status(db, current.alert_id,
-                                   _round_text(number, len(current.suspects), step))
-            alert_store.bump_version(db, current.alert_id)
-            started = True
-        else:
-            store.set_rounds(db, current.id, round_=current.round, reported_round=reported)
-            _finish(db, current, step, found_data, runs, now)
-    bot.alerts_changed({bisect.alert_id})
-    return started
 
 
 def _finish(db: sqlite_utils.Database, bisect: Bisect, step: Plan,
@@ -396,15 +175,6 @@ def _finish(db: sqlite_utils.Database, bisect: Bisect, step: Plan,
     store.set_alert_status(db, bisect.alert_id, None)
 
 
-def _fail(bot: Bot, bisect: Bisect, reason: str) -> None:
-    now = bot.clock()
-    with bot.store.transaction() as db:
-        if not store.finish(db, bisect.id, "failed", now, reason=reason):
-            return
-        alert_store.add_event(db, bisect.alert_id, "bisect_failed", now, reason=reason,
-                              key=bisect.job_key)
-        store.set_alert_status(db, bisect.alert_id, None)
-    bot.alerts_changed({bisect.alert_id})
 
 
 def _starting_text(total: int, first: Plan) -> str:
@@ -427,17 +197,257 @@ def _suspects(count: int) -> str:
     return f"{count} suspect" if count == 1 else f"{count} suspects"
 
 
-# ----------------------------------------------------------------------------- wiring
+class Bisects:
+    """The running bot's bisects: what Slack starts and cancels, and the tick that runs them.
 
+    It holds the only in-memory bisect state (a lock so ticks of one process never
+    overlap, and the local probes' worker threads); everything else is in SQLite.
+    """
 
-def register_jobs(bot: Bot) -> None:
-    """Check every route's bisect settings (bad ones fail at start) and schedule the tick."""
-    for route in bot.routes.values():
+    def __init__(self, store: Store, routes: Mapping[str, Route], clock: Callable[[], datetime],
+                 health: Health, *, github_api_url: str, github_token: str | None,
+                 on_change: Callable[[set[int]], None],
+                 ingest_results: Callable[[list[JobResult]], object],
+                 user_by_email: UserByEmail | None = None) -> None:
+        self.store = store
+        self.routes = routes
+        self.clock = clock
+        self.health = health
+        self.github_api_url = github_api_url
+        self.github_token = github_token
+        self.on_change = on_change
+        self.ingest_results = ingest_results
+        self.user_by_email = user_by_email
+        self.local = LocalWorkers(store, clock)
+        self._tick_lock = threading.Lock()
+
+    def start(self, alert_id: int, actor: str | None, job_key: str | None = None,
+              k: int | None = None) -> StartOutcome:
+        """Record a new bisect of one of the alert's jobs; the tick dispatches its runs.
+
+        Refused, with the reason, when the alert is resolved, the route has no bisect
+        backend, the job is unknown or ambiguous, the limits forbid it, another bisect
+        is running on the alert (the database's unique index decides between racing
+        clicks), or the range cannot be bisected at all.
+        """
+        alert = short_id(alert_id)
+        db = self.store.db
+        row = db.execute("SELECT route, repo, branch, state FROM alerts WHERE id = ?",
+                         [alert_id]).fetchone()
+        if row is None:
+            return StartOutcome(False, f"There is no alert {alert}.", "not_found")
+        route_name, repo, branch, alert_state = row
+        if alert_state == "resolved":
+            return StartOutcome(False, f"{alert} is already resolved; nothing to bisect.",
+                                "resolved")
+        route = self.routes.get(route_name)
         try:
-            config = bisect_config(route)
+            config = bisect_config(route) if route is not None else None
         except BisectConfigError as exc:
-            raise ConfigError(str(exc)) from None
-        if config is not None and config.backend == "github" and not bot.settings.github_token:
-            raise ConfigError(f"routes.{route.name}.bisect: the github backend needs "
-                              "GITHUB_TOKEN (with actions:write) to dispatch workflows")
-    bot.scheduler.every("bisects", TICK_SECONDS, lambda: advance_bisects(bot))
+            return StartOutcome(False, f":warning: Bisect is misconfigured: {exc}", "bad_config")
+        if config is None:
+            return StartOutcome(False, f":construction: Bisect is not configured for route "
+                                       f"`{route_name}`: {NOT_CONFIGURED_HINT}.", "not_configured")
+        if config.backend == "github" and not self.github_token:
+            return StartOutcome(False, ":construction: Bisect needs `GITHUB_TOKEN` (with "
+                                       "actions:write) to dispatch workflows.", "not_configured")
+        k = config.k if k is None else k
+        member = _choose_job(db, alert_id, repo, branch, job_key)
+        if isinstance(member, str):
+            return StartOutcome(False, member, "job")
+        assert member.last_green is not None
+        suspects = tuple(c.sha for c in history.commits_between(
+            db, repo, branch, member.last_green.position, member.first_failing.position))
+        known = _known_results(db, repo, branch, member)
+        limits = config.limits
+        try:
+            state = replace(limits.state(member.last_green.sha, suspects, k),
+                            observations=tuple(Observation(sha, o) for sha, o in known))
+        except ValueError as exc:
+            return StartOutcome(False, f"Cannot bisect {alert}: {exc}.", "limits")
+        first = plan(state)
+        if first.status == "failed":
+            return StartOutcome(False, f"Cannot bisect *{member.job_key}* of {alert}: "
+                                       f"{first.reason}.", "planner")
+        now = self.clock()
+        with self.store.transaction() as wdb:
+            refusal = limits.refusal(k, store.running_count(wdb, route_name))
+            if refusal is not None:
+                return StartOutcome(False, f"Cannot bisect {alert} now: {refusal}.", "limits")
+            try:
+                bisect_id = store.insert(
+                    wdb, alert_id=alert_id, route=route_name, repo=repo, branch=branch,
+                    job_key=member.job_key, backend=config.backend, k=k, last_good=state.last_good,
+                    suspects=suspects, limits=asdict(limits), started_by=actor, now=now)
+            except sqlite3.IntegrityError:
+                running = store.running_for_alert(wdb, alert_id)
+                who = f" (started by <@{running.started_by}>)" if running and running.started_by \
+                    else ""
+                return StartOutcome(False, f"A bisect is already running on {alert}{who}.",
+                                    "bisecting")
+            for sha, outcome in known:
+                store.add_probe(wdb, bisect_id, sha, 0, source="ci", outcome=outcome,
+                                detail="CI result", now=now)
+            alert_store.add_event(wdb, alert_id, "bisect_started", now, actor=actor,
+                                  key=member.job_key, suspects=len(suspects), runs_per_round=k,
+                                  max_runs=limits.max_runs, backend=config.backend,
+                                  candidates=len(first.candidates))
+            store.set_alert_status(wdb, alert_id, _starting_text(len(suspects), first))
+        self.on_change({alert_id})
+        rounds = round_bound(max(len(first.candidates), 1), k)
+        return StartOutcome(
+            True,
+            f":mag: Bisecting *{member.job_key}* of {alert}: {len(suspects)} suspects, {k} runs "
+            f"per round (about {rounds} rounds, then confirmation), at most {limits.max_runs} "
+            "runs. "
+            "Progress goes to the alert's thread.",
+            bisect_id=bisect_id,
+        )
+
+    def cancel(self, alert_id: int, actor: str | None) -> CancelOutcome:
+        """Stop the alert's running bisect; runs already started finish but are ignored."""
+        alert = short_id(alert_id)
+        now = self.clock()
+        with self.store.transaction() as db:
+            running = store.running_for_alert(db, alert_id)
+            if running is None or not store.finish(db, running.id, "cancelled", now,
+                                                   reason="cancelled"):
+                return CancelOutcome(False, f"No bisect is running on {alert}.", "not_bisecting")
+            runs = sum(1 for p in store.probes(db, running.id) if p.source == "run")
+            alert_store.add_event(db, alert_id, "bisect_cancelled", now, actor=actor,
+                                  key=running.job_key, runs=runs)
+            store.set_alert_status(db, alert_id, None)
+        self.on_change({alert_id})
+        return CancelOutcome(True, f":no_entry_sign: Cancelled the bisect of {alert} after "
+                                   f"{runs} runs. Runs already started finish on CI; the "
+                                   "bisect ignores them.")
+
+    def advance(self, github: GitHubDispatcher | None = None) -> int:
+        """One tick: move every running bisect as far as it can go; returns how many ran.
+
+        Ticks of one process never overlap (a second one returns at once); two processes
+        are kept apart by the scheduler's lease, and every write is guarded in SQL.
+        """
+        if not self._tick_lock.acquire(blocking=False):
+            return 0
+        own: GitHubDispatcher | None = None
+        try:
+            running = store.running(self.store.db)
+            if github is None and any(b.backend == "github" for b in running):
+                github = own = GitHubDispatcher(self.github_api_url, self.github_token,
+                                                clock=self.clock)
+            problems = 0
+            for bisect in running:
+                try:
+                    self._advance(bisect, github)
+                except (RateLimited, Unavailable) as exc:  # GitHub is busy: the next tick retries
+                    problems += 1
+                    log.warning("bisect %s waits for GitHub: %s", bisect.id, exc)
+                    self.health.error("bisects", f"{type(exc).__name__}: {exc}")
+            if running and not problems:
+                self.health.ok("bisects", note=f"{len(running)} running")
+            return len(running)
+        finally:
+            if own is not None:
+                own.close()
+            self._tick_lock.release()
+
+    def _advance(self, bisect: Bisect,
+                 github: GitHubDispatcher | None) -> None:
+        route = self.routes.get(bisect.route)
+        try:
+            config = bisect_config(route) if route is not None else None
+        except BisectConfigError as exc:
+            self._fail(bisect, str(exc))
+            return
+        if config is None or config.backend != bisect.backend:
+            self._fail(bisect, f"route {bisect.route} no longer has the {bisect.backend} "
+                               "bisect backend configured")
+            return
+        for _ in range(2):  # finish the round, then dispatch the next one in the same tick
+            try:
+                for probe in store.probes(self.store.db, bisect.id):
+                    if probe.source != "run" or probe.done:
+                        continue
+                    if bisect.backend == "github":
+                        assert github is not None
+                        context = ProbeContext(self.store, self.clock, self.ingest_results,
+                                               bisect, config, github)
+                        advance_probe(context, probe)
+                    else:
+                        self.local.advance(config, probe)
+            except BisectBroken as exc:
+                self._fail(bisect, str(exc))
+                return
+            probes = store.probes(self.store.db, bisect.id)
+            if any(p.source == "run" and not p.done for p in probes):
+                return
+            if not self._next_round(bisect, config, probes):
+                return
+            fresh = store.get(self.store.db, bisect.id)
+            if fresh is None or fresh.state != store.RUNNING:
+                return
+            bisect = fresh
+
+    def _next_round(self, bisect: Bisect, config: BisectConfig,
+                    probes: Sequence[Probe]) -> bool:
+        """Report the round that just ended, then start the next or finish; True if one started."""
+        step = plan(planner_state(bisect, probes))
+        found_data = None
+        runs = sum(1 for p in probes if p.source == "run")
+        if step.status == "found" and step.culprit:
+            # the Slack lookup happens outside the write transaction
+            found_data = found_event_data(self.store.db, bisect, config, self.user_by_email,
+                                          step.culprit, step.parent, runs, bisect.round)
+        now = self.clock()
+        started = False
+        with self.store.transaction() as db:
+            current = store.get(db, bisect.id)
+            if current is None or current.state != store.RUNNING or current.round != bisect.round:
+                return False  # cancelled, or another tick moved on meanwhile
+            reported = current.reported_round
+            if current.round > reported:
+                earlier = [p for p in probes if p.round != current.round]
+                before = plan(planner_state(current, earlier)).candidates
+                alert_store.add_event(
+                    db, current.alert_id, "bisect_round", now, round=current.round,
+                    before=len(before), after=len(step.candidates), key=current.job_key,
+                    probes=[store.as_dict(p) for p in probes
+                            if p.round == current.round and p.source == "run"])
+                reported = current.round
+            if step.status == "running" and step.to_test:
+                number = current.round + 1
+                for sha in step.to_test:
+                    store.add_probe(db, current.id, sha, number)
+                store.set_rounds(db, current.id, round_=number, reported_round=reported)
+                store.set_alert_status(db, current.alert_id,
+                                       _round_text(number, len(current.suspects), step))
+                alert_store.bump_version(db, current.alert_id)
+                started = True
+            else:
+                store.set_rounds(db, current.id, round_=current.round, reported_round=reported)
+                _finish(db, current, step, found_data, runs, now)
+        self.on_change({bisect.alert_id})
+        return started
+
+    def _fail(self, bisect: Bisect, reason: str) -> None:
+        now = self.clock()
+        with self.store.transaction() as db:
+            if not store.finish(db, bisect.id, "failed", now, reason=reason):
+                return
+            alert_store.add_event(db, bisect.alert_id, "bisect_failed", now, reason=reason,
+                                  key=bisect.job_key)
+            store.set_alert_status(db, bisect.alert_id, None)
+        self.on_change({bisect.alert_id})
+
+    def register(self, scheduler: Scheduler) -> None:
+        """Check every route's bisect settings (bad ones fail at start) and schedule the tick."""
+        for route in self.routes.values():
+            try:
+                config = bisect_config(route)
+            except BisectConfigError as exc:
+                raise ConfigError(str(exc)) from None
+            if config is not None and config.backend == "github" and not self.github_token:
+                raise ConfigError(f"routes.{route.name}.bisect: the github backend needs "
+                                  "GITHUB_TOKEN (with actions:write) to dispatch workflows")
+        scheduler.every("bisects", TICK_SECONDS, self.advance)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.domain.alert_ids import parse_short_id
 from bot.domain.triage import SNOOZE_USAGE, SnoozeSpec, parse_snooze
 from bot.slack.mrkdwn import escape
 
@@ -30,7 +31,6 @@ USAGE: dict[str, tuple[str, str]] = {
                "find the culprit commit by rerunning the job, or stop that"),
 }
 _ALIASES = {"acknowledge": "ack", "unacknowledge": "unack", "ls": "list", "?": "help"}
-_ID = re.compile(r"^[Aa]?(\d{1,9})$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _TOKEN = re.compile(r"<[^>]*>|\S+")
 REASON_CHARS = 500
@@ -122,9 +122,8 @@ def parse_command(name: str, text: str) -> Command | UsageError:
 
 def _take_id(args: list[str]) -> tuple[int | None, list[str]]:
     """An optional leading alert id (``A12`` or ``12``), and the arguments after it."""
-    if args and (match := _ID.match(args[0])):
-        return int(match.group(1)), args[1:]
-    return None, args
+    alert_id = parse_short_id(args[0]) if args else None
+    return (alert_id, args[1:]) if alert_id is not None else (None, args)
 
 
 def _user(token: str) -> str | None:

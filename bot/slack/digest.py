@@ -12,10 +12,10 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot.domain.alert_ids import short_id
 from bot.slack.client import SlackError
 from bot.slack.listing import channel_of
 from bot.slack.mrkdwn import duration, escape, truncate
-from bot.slack.present import short_id
 from bot.store import digest as digest_store
 from bot.store.digest import DigestStats
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.domain.alert_ids import short_id
 from bot.domain.route import Route
 from bot.slack.client import SlackError
 from bot.slack.mrkdwn import link
-from bot.slack.present import build_alert_view, short_id
+from bot.slack.present import build_alert_view
 from bot.slack.render import render_alert_summary
 from bot.slack.view import AlertView
 from bot.store import triage as triage_store

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import sqlite_utils
 
+from bot.domain.alert_ids import short_id
 from bot.domain.route import Route
 from bot.slack.view import (
     AlertView,
@@ -24,11 +25,6 @@ from bot.store.details import AlertDetail, alert_detail
 from bot.store.history import PlacedCommit
 
 STATES = ("open", "acknowledged", "assigned", "snoozed", "bisecting", "resolved")
-
-
-def short_id(alert_id: int) -> str:
-    """What people type: ``A12``. Short, unambiguous, stable."""
-    return f"A{alert_id}"
 
 
 def commit_view(c: PlacedCommit | None) -> CommitView | None:

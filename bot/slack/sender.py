@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.domain.route import Route
 from bot.health import Health
-from bot.slack import outbox
+from bot.slack import outbox, people
 from bot.slack.client import (
     InDoubt,
     MessageGone,
@@ -309,15 +309,7 @@ class Sender:
         if not user_id:
             return None
         if user_id not in self._names:
-            name = None
-            try:
-                user = self.api.call("users.info", user=user_id).get("user") or {}
-                profile = user.get("profile") or {}
-                name = (profile.get("display_name") or profile.get("real_name")
-                        or user.get("name"))
-            except SlackError as exc:
-                log.info("users.info %s failed (%s); naming them by id", user_id, exc.code)
-            self._names[user_id] = name
+            self._names[user_id] = people.user_name(self.api, user_id)[1]
         return self._names[user_id]
 
     # --- Slack calls ------------------------------------------------------------------------

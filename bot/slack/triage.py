@@ -8,19 +8,17 @@ answer for the person who asked. Refusals are answers too, never exceptions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
-from bot.bisect.service import cancel_bisect, start_bisect
 from bot.domain import triage as rules
+from bot.domain.alert_ids import short_id
 from bot.domain.durations import format_duration
 from bot.domain.route import Route
 from bot.domain.triage import Refusal, SnoozeSpec
-from bot.slack.client import SlackError
+from bot.slack import people
 from bot.slack.mrkdwn import date, escape, mention
-from bot.slack.present import short_id
 from bot.store import triage as triage_store
 from bot.store.triage import Outcome
 
@@ -69,12 +67,12 @@ def perform(bot: Bot, request: Request) -> Answer:
     if request.verb == "bisect":
         return _bisect(bot, request, state)
     if request.verb == "bisect_cancel":
-        cancelled = cancel_bisect(bot, request.alert_id, request.actor)
+        cancelled = bot.bisects.cancel(request.alert_id, request.actor)
         return Answer(cancelled.ok, cancelled.text, cancelled.code)
     assignee_name = None
     if request.verb == "assign":
         assert request.assignee is not None
-        found, assignee_name = _user_name(bot, request.assignee)
+        found, assignee_name = people.user_name(bot.slack_api, request.assignee)
         if not found:
             return Answer(False, f"There is no Slack user {mention(request.assignee)} "
                                  f"(`{request.assignee}`).", "unknown_user")
@@ -161,45 +159,12 @@ def refusal_text(alert: str, refusal: Refusal, actor: str) -> str:
 def _permission(bot: Bot, request: Request, route: Route) -> Answer | None:
     """Resolving and bisecting may be limited per route (``resolvers``); None: allowed."""
     allowed = route.resolvers
-    if rules.may_act(request.actor, allowed, group_members(bot, allowed)):
+    if rules.may_act(request.actor, allowed, people.group_members(bot.slack_api, allowed)):
         return None
     who = ", ".join(mention(slack_id) for slack_id in allowed)
     what = "resolve" if request.verb == "resolve" else "bisect"
     return Answer(False, f":no_entry: Only {who} may {what} alerts of route `{route.name}`.",
                   "forbidden")
-
-
-def group_members(bot: Bot, ids: Collection[str]) -> dict[str, set[str]]:
-    """Expand the user groups (``S...``) among ``ids`` with ``usergroups.users.list``.
-
-    A group that cannot be read counts as empty: refusing is safer than allowing.
-    """
-    members: dict[str, set[str]] = {}
-    for group in ids:
-        if not group.startswith("S"):
-            continue
-        try:
-            response = bot.slack_api.call("usergroups.users.list", usergroup=group)
-        except SlackError as exc:
-            log.warning("cannot expand user group %s: %s", group, exc)
-            response = {}
-        members[group] = set(response.get("users") or ())
-    return members
-
-
-def _user_name(bot: Bot, user_id: str) -> tuple[bool, str | None]:
-    """Whether Slack knows the user, and a display name for quiet thread replies."""
-    try:
-        response = bot.slack_api.call("users.info", user=user_id)
-    except SlackError as exc:
-        if exc.code == "user_not_found":
-            return False, None
-        log.warning("users.info %s failed: %s", user_id, exc)
-        return True, None
-    user = response.get("user") or {}
-    profile = user.get("profile") or {}
-    name = profile.get("display_name") or profile.get("real_name") or user.get("name")
-    return True, name or None
 
 
 # ------------------------------------------------------------------- bisect
@@ -210,5 +175,5 @@ def _bisect(bot: Bot, request: Request, state: rules.TriageState) -> Answer:
     refused = rules.bisect_refusal(state)
     if refused is not None:
         return Answer(False, refusal_text(alert, refused, request.actor), refused.code)
-    started = start_bisect(bot, request.alert_id, request.actor, job_key=request.job)
+    started = bot.bisects.start(request.alert_id, request.actor, job_key=request.job)
     return Answer(started.ok, started.text, started.code)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.bisect.service import advance_bisects
 from bot.slack.command_text import Command, UsageError, parse_command
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.slack_api import FakeSlack
@@ -60,12 +59,12 @@ def test_bisect_button_runs_a_bisect_to_the_culprit(slack: SlackSide, github: Fa
     assert "already running on A1" in slack.command("bisect A1").text()
 
     bot = slack.bot
-    advance_bisects(bot)  # round 1: the culprit and its parent, to confirm
+    bot.bisects.advance()  # round 1: the culprit and its parent, to confirm
     assert len(github.dispatches) == 2
     slack.wait_parent(f"*Bisecting*: round 1, 1 suspect, confirming {slack.trunk.shas[5][:10]}")
     finish_runs(github, slack)
     slack.running.clock.advance(minutes=1)
-    advance_bisects(bot)
+    bot.bisects.advance()
     found = slack.wait_reply("found the culprit")
     assert slack.trunk.shas[5][:7] in found and "Next step: comment `@pytorchbot revert" in found
     assert ":white_check_mark: passes" in slack.wait_reply("Bisect round 1")
@@ -75,7 +74,7 @@ def test_bisect_button_runs_a_bisect_to_the_culprit(slack: SlackSide, github: Fa
 
 def test_bisect_cancel_by_command_and_by_button(slack: SlackSide, github: FakeGitHub) -> None:
     assert "Bisecting *inductor" in slack.command("bisect A1 huggingface").text()
-    advance_bisects(slack.bot)
+    slack.bot.bisects.advance()
     answer = slack.command("bisect cancel", user="U2").text()  # U2 may: in the resolver group
     assert "Cancelled the bisect of A1 after 2 runs" in answer
     assert "Bisect cancelled by" in slack.wait_reply("Bisect cancelled")

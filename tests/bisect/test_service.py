@@ -1,7 +1,7 @@
 """Bisects of real alerts, tick by tick, against the fake GitHub (and a local checkout).
 
 Each test opens a real alert by ingesting a broken trunk through ``Bot.ingestor``,
-starts a bisect the way Slack does, and drives ``advance_bisects`` with a fake
+starts a bisect the way Slack does, and drives ``Bisects.advance`` with a fake
 clock while a small "CI" finishes the dispatched runs: the job fails at every
 commit from the planted culprit on.
 """
@@ -21,12 +21,6 @@ import pytest
 from bot.bisect.config import BisectConfigError, bisect_config
 from bot.bisect.culprit import author_slack_id, revert_hint
 from bot.bisect.github import GitHubDispatcher
-from bot.bisect.service import (
-    advance_bisects,
-    cancel_bisect,
-    runtime_of,
-    start_bisect,
-)
 from bot.config import ConfigError, Settings
 from bot.domain.bisect_planner import round_bound
 from bot.domain.model import Commit, JobResult
@@ -34,6 +28,7 @@ from bot.domain.route import Route
 from bot.ingest.hud import parse_hud_page
 from bot.runtime import Bot
 from bot.slack.client import SlackError
+from bot.slack.people import user_id_by_email
 from bot.store import alerts as alert_store
 from bot.store import bisects as bisect_store
 from bot.store.db import Store
@@ -136,10 +131,10 @@ class World:
         return int(self.bot.store.db.execute("SELECT min(id) FROM alerts").fetchone()[0])
 
     def start(self, **kwargs: Any) -> Any:
-        return start_bisect(self.bot, self.alert_id, "U0SHERIFF", **kwargs)
+        return self.bot.bisects.start(self.alert_id, "U0SHERIFF", **kwargs)
 
     def tick(self, github: GitHubDispatcher | None = None) -> None:
-        advance_bisects(self.bot, github)
+        self.bot.bisects.advance(github)
         self.clock.advance(timedelta(minutes=1))
 
     def running(self) -> bool:
@@ -374,7 +369,7 @@ def test_cancel_stops_the_bisect(world: World) -> None:
     assert world.start().ok
     world.tick()
     dispatched = len(world.github.dispatches)
-    done = cancel_bisect(world.bot, world.alert_id, "U0OTHER")
+    done = world.bot.bisects.cancel(world.alert_id, "U0OTHER")
     assert done.ok and "Cancelled" in done.text
     [cancelled] = [e for e in alert_store.events(world.bot.store.db, world.alert_id)
                    if e.kind == "bisect_cancelled"]
@@ -383,7 +378,7 @@ def test_cancel_stops_the_bisect(world: World) -> None:
     world.ci.finish_runs()
     world.tick()
     assert len(world.github.dispatches) == dispatched and world.events("bisect_round") == []
-    assert not cancel_bisect(world.bot, world.alert_id, "U0OTHER").ok
+    assert not world.bot.bisects.cancel(world.alert_id, "U0OTHER").ok
     assert world.start().ok  # a new bisect may start once the old one ended
 
 
@@ -393,7 +388,7 @@ def test_a_cancelled_bisect_dispatches_nothing_more(world: World) -> None:
     db = world.bot.store.db
     with world.bot.store.transaction():
         probe_id = bisect_store.add_probe(db, world.last().id, world.trunk.shas[15], 1)
-    assert cancel_bisect(world.bot, world.alert_id, None).ok
+    assert world.bot.bisects.cancel(world.alert_id, None).ok
     [probe] = [p for p in world.run_probes() if p.id == probe_id]
     with world.bot.store.transaction():
         assert not bisect_store.claim_dispatch(db, probe, world.clock(), None)
@@ -463,7 +458,7 @@ def test_the_narrowest_job_is_bisected_unless_one_is_named(tmp_path: Path,
     assert not ambiguous.ok and "matches 2 jobs" in ambiguous.text
     named = world.start(job_key="HUGGINGFACE")
     assert named.ok and world.last().job_key == KEY and len(world.last().suspects) == SUSPECTS
-    assert cancel_bisect(world.bot, world.alert_id, None).ok
+    assert world.bot.bisects.cancel(world.alert_id, None).ok
     default = world.start()
     assert default.ok and world.last().job_key == TIMM_KEY
     assert world.last().suspects == (world.trunk.shas[FIRST_RED - 2],)
@@ -528,10 +523,14 @@ def test_culprit_authors_are_mapped_or_looked_up_by_email() -> None:
     config = bisect_config(Route(bisect={**GITHUB_BISECT, "authors": {"Alice": "U0ALICE"}}))
     assert config is not None
     slack = SlackStub({"bob@example.com": "U0BOB"})
-    assert author_slack_id("alice", config, slack) == "U0ALICE"
-    assert author_slack_id("bob@example.com", config, slack) == "U0BOB"
-    assert author_slack_id("carol@example.com", config, slack) is None
-    assert author_slack_id("carol", config, slack) is None  # not an email: not looked up
+
+    def lookup(email: str) -> str | None:
+        return user_id_by_email(slack, email)
+
+    assert author_slack_id("alice", config, lookup) == "U0ALICE"
+    assert author_slack_id("bob@example.com", config, lookup) == "U0BOB"
+    assert author_slack_id("carol@example.com", config, lookup) is None
+    assert author_slack_id("carol", config, lookup) is None  # not an email: not looked up
 
 
 def test_revert_hints() -> None:
@@ -588,12 +587,12 @@ def test_the_local_backend_bisects_a_checkout(tmp_path: Path, github: FakeGitHub
                                     completed_at=clock() - timedelta(hours=1))
                           for i, conclusion in known])
     alert_id = int(bot.store.db.execute("SELECT min(id) FROM alerts").fetchone()[0])
-    assert start_bisect(bot, alert_id, "U0SHERIFF").ok
+    assert bot.bisects.start(alert_id, "U0SHERIFF").ok
     for _ in range(12):
         if bisect_store.running_for_alert(bot.store.db, alert_id) is None:
             break
-        advance_bisects(bot)
-        wait_until(lambda: not any(runtime_of(bot).local.busy(p.id) for p in bisect_store.probes(
+        bot.bisects.advance()
+        wait_until(lambda: not any(bot.bisects.local.busy(p.id) for p in bisect_store.probes(
             bot.store.db, bisect_store.latest_for_alert(bot.store.db, alert_id).id)),  # type: ignore[union-attr]
             timeout=20, message="local probes to finish")
     found = [e.data for e in alert_store.events(bot.store.db, alert_id) if e.kind == "bisect_found"]

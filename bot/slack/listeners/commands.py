@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.domain.alert_ids import short_id
 from bot.slack import listing
 from bot.slack.command_text import Command, UsageError, help_text, parse_command, usage_message
 from bot.slack.mrkdwn import link
-from bot.slack.present import short_id
 from bot.slack.render import render_parent
 from bot.slack.triage import UNKNOWN_CODES, Request, perform
 from bot.store import triage as triage_store
