@@ -27,8 +27,10 @@ from tests.support.waiting import wait_until
 CHANNEL = "C0TEST"
 HF = sharded("inductor", "inductor_huggingface", 2)
 TIMM = sharded("inductor", "inductor_timm", 1)
+# in_doubt_s: the fake stores a post before it drops the connection, so looking for it
+# at once is safe here (the default waits as long as SLACK_TIMEOUT, 10 s)
 FAST = {"pace_s": 0.0, "backoff_base_s": 0.05, "backoff_max_s": 0.2, "permanent_retry_s": 0.2,
-        "idle_poll_s": 0.05}
+        "idle_poll_s": 0.05, "in_doubt_s": 0.05}
 
 
 @pytest.fixture

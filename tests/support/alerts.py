@@ -15,7 +15,8 @@ CHANNEL = "C0TEST"
 HF = sharded("inductor", "inductor_huggingface", 2)
 TIMM = sharded("inductor", "inductor_timm", 1)
 FAST_SENDER: dict[str, Any] = {"pace_s": 0.0, "backoff_base_s": 0.05, "backoff_max_s": 0.2,
-                               "permanent_retry_s": 0.2, "idle_poll_s": 0.05}
+                               "permanent_retry_s": 0.2, "idle_poll_s": 0.05,
+                               "in_doubt_s": 0.05}
 
 
 def broken_trunk(n: int = 12, first_bad: int = 5, timm_known_until: int | None = None) -> Trunk:
