@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
+
+from bot.config import ConfigError, log_level
 
 # command modules, each exposing register(subparsers)
 COMMAND_MODULES = (
@@ -31,10 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        level = log_level()
+    except ConfigError as exc:
+        print(f"python -m bot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # APScheduler logs every job run at INFO: once a minute per job is noise, not news
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)

@@ -6,6 +6,7 @@ message naming the variable or key and what is wrong with it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -67,7 +68,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if f.name == "routes":
             continue
         raw = env.get(f.name.upper())
-        if raw is None or raw == "":
+        if raw is None or not raw.strip():  # empty or blank: as if unset
             continue
         if f.name in _INT_SETTINGS:
             try:
@@ -87,11 +88,53 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         else:
             values[f.name] = raw
     settings = Settings(**values)
+    check_slack(settings, env)
     if settings.digest_hour_utc is not None and not 0 <= settings.digest_hour_utc <= 23:
         raise ConfigError(f"DIGEST_HOUR_UTC: expected an hour from 0 to 23, "
                           f"got {settings.digest_hour_utc}")
     routes = load_routes(settings.bot_config, default_channel=settings.slack_channel)
     return Settings(**{**values, "routes": routes})
+
+
+_SIGNING_SECRET_HINT = "the Signing Secret on the Slack app's Basic Information page"
+
+
+def check_slack(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    """The Slack settings that only work together: a token needs a way to hear Slack.
+
+    ``env`` tells an empty variable from a missing one, for the message.
+    """
+    env = {} if env is None else env
+    if settings.slack_app_token and not settings.slack_bot_token:
+        raise ConfigError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode "
+                          "needs both (SLACK_BOT_TOKEN=xoxb-... from OAuth & Permissions), "
+                          "or unset SLACK_APP_TOKEN to run in console mode")
+    if settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN: expected an app-level token starting with xapp- "
+                          "(Basic Information > App-Level Tokens, scope connections:write)")
+    if not settings.slack_bot_token or settings.slack_app_token:
+        return
+    if settings.slack_signing_secret is None:
+        empty = "SLACK_SIGNING_SECRET" in env and not env["SLACK_SIGNING_SECRET"].strip()
+        raise ConfigError(
+            f"SLACK_SIGNING_SECRET is {'empty' if empty else 'not set'} but SLACK_BOT_TOKEN is: "
+            f"set it to {_SIGNING_SECRET_HINT} (or set SLACK_APP_TOKEN for Socket Mode, or "
+            "unset SLACK_BOT_TOKEN to run in console mode)")
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(env: Mapping[str, str] | None = None) -> int:
+    """``LOG_LEVEL`` as a logging level (default INFO); a name logging does not know fails."""
+    env = os.environ if env is None else env
+    raw = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+    if raw == "WARN":
+        raw = "WARNING"
+    if raw not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL: {raw.lower()!r} is not a log level; use one of "
+                          f"{', '.join(_LOG_LEVELS)} (or unset it for INFO)")
+    return int(getattr(logging, raw))
 
 
 # --- routes ---------------------------------------------------------------------------------

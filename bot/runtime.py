@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.bisect.service import Bisects
-from bot.config import ConfigError, Settings
+from bot.config import Settings, check_slack
 from bot.health import Health
 from bot.ingest import pollers
 from bot.ingest.pipeline import Ingestor
@@ -34,10 +34,7 @@ class Bot:
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now,
                  sender_options: dict[str, Any] | None = None) -> None:
-        if settings.slack_bot_token and not (settings.slack_signing_secret
-                                             or settings.slack_app_token):
-            raise ConfigError("SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET (HTTP "
-                              "mode) nor SLACK_APP_TOKEN (Socket Mode) is")
+        check_slack(settings)
         self.settings = settings
         self.clock = clock
         self.health = Health()
@@ -68,17 +65,20 @@ class Bot:
         self.sender.wake(alert_ids)
 
     def start(self) -> None:
+        """Check what can be checked, then start the threads; a failed check starts nothing."""
         pending = self.store.pending_migrations()
         if pending:
-            raise RuntimeError(f"database {self.settings.database_path} needs migrations "
-                               f"{pending}: run `python -m bot migrate`")
+            raise RuntimeError(f"DATABASE_PATH: {self.settings.database_path} needs migrations "
+                               f"{', '.join(pending)}: run `python -m bot migrate` "
+                               "(`make migrate`) first")
+        self.store.check_writable()
         from bot.slack.bolt_app import build_bolt_app, start_socket_mode
 
         self.bolt = build_bolt_app(self)
+        self._register_jobs()  # checks every route's bisect settings: before any thread runs
         if self.console:
             log.info("console mode: no SLACK_BOT_TOKEN, Slack messages are written to the log")
         self.sender.start()
-        self._register_jobs()
         if self.settings.scheduler_enabled:
             self.scheduler.start()
         if self.bolt is not None and self.settings.slack_app_token:

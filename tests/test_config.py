@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_routes, load_settings, parse_routes
+from bot.config import ConfigError, load_routes, load_settings, log_level, parse_routes
 from bot.domain.route import Route
 
 
@@ -147,3 +147,41 @@ def test_invalid_routes_fail_settings_at_start(tmp_path: Path) -> None:
 def test_parse_routes_accepts_plain_mappings() -> None:
     (route,) = parse_routes({"routes": [{"name": "x", "remind_limit": 5}]})
     assert route.name == "x" and route.remind_limit == 5
+
+
+@pytest.mark.parametrize(("env", "needles"), [
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": ""},
+     ["SLACK_SIGNING_SECRET is empty", "Basic Information", "SLACK_APP_TOKEN"]),
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "  "}, ["is empty"]),
+    ({"SLACK_BOT_TOKEN": "xoxb-1"}, ["SLACK_SIGNING_SECRET is not set"]),
+    ({"SLACK_APP_TOKEN": "xapp-1"}, ["SLACK_BOT_TOKEN is not", "console mode"]),
+    ({"SLACK_APP_TOKEN": "xoxb-wrong", "SLACK_BOT_TOKEN": "xoxb-1"}, ["xapp-"]),
+])
+def test_slack_settings_that_only_work_together(env: dict[str, str],
+                                                needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    for needle in needles:
+        assert needle in str(caught.value)
+    assert "xoxb-1" not in str(caught.value) and "xoxb-wrong" not in str(caught.value)
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"},
+    {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
+])
+def test_slack_settings_that_work(env: dict[str, str]) -> None:
+    assert load_settings(env).slack_bot_token == env.get("SLACK_BOT_TOKEN")
+
+
+@pytest.mark.parametrize(("raw", "level"), [(None, 20), ("debug", 10), (" Warn ", 30),
+                                            ("ERROR", 40)])
+def test_log_level(raw: str | None, level: int) -> None:
+    assert log_level({} if raw is None else {"LOG_LEVEL": raw}) == level
+
+
+@pytest.mark.parametrize("raw", ["verbose", "5", "info,debug"])
+def test_invalid_log_level_names_the_variable_and_the_choices(raw: str) -> None:
+    with pytest.raises(ConfigError, match=r"^LOG_LEVEL: .* is not a log level; use one of DEBUG"):
+        log_level({"LOG_LEVEL": raw})

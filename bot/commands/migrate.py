@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bot.config import ConfigError, load_settings
-from bot.store.db import Store
+from bot.store.db import DatabaseUnusable, Store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,11 +19,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = args.db or load_settings().database_path
     except ConfigError as exc:
-        print(f"migrate: {exc}")
+        print(f"migrate: configuration error: {exc}", file=sys.stderr)
         return 2
     store = Store(path)
     try:
         applied = store.migrate()
+    except DatabaseUnusable as exc:
+        print(f"migrate: {exc.explain('--db' if args.db else 'DATABASE_PATH')}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     print(f"{path}: applied {', '.join(applied)}" if applied else f"{path}: up to date")

@@ -10,6 +10,7 @@ import uvicorn
 
 from bot.config import ConfigError, load_settings
 from bot.runtime import Bot
+from bot.store.db import DatabaseUnusable
 from bot.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -23,14 +24,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
+        bot = Bot(settings)
     except ConfigError as exc:
         print(f"serve: configuration error: {exc}", file=sys.stderr)
         return 2
-    bot = Bot(settings)
     try:
         bot.start()
+    except ConfigError as exc:
+        print(f"serve: configuration error: {exc}", file=sys.stderr)
+        bot.stop()
+        return 2
+    except DatabaseUnusable as exc:
+        print(f"serve: {exc.explain('DATABASE_PATH')}", file=sys.stderr)
+        bot.stop()
+        return 2
     except RuntimeError as exc:
         print(f"serve: {exc}", file=sys.stderr)
+        bot.stop()
         return 2
     try:
         uvicorn.run(create_app(bot), host=settings.host, port=settings.port,

@@ -109,6 +109,20 @@ def _split(names: list[Any]) -> list[tuple[str, str, str]]:
     return split
 
 
+def _check_newest_first(commits: list[Commit]) -> None:
+    """Refuse a page listed oldest first: its rows would be placed on trunk in reverse.
+
+    HUD lists the newest commit first, and trunk order is taken from that order, not
+    from the times (commit times are not push order). A page whose every time is later
+    than the one before it was written the other way round, by hand or by a script.
+    """
+    times = [c.time for c in commits if c.time is not None]
+    if len(times) >= 2 and times[0] < times[-1] and all(
+            a <= b for a, b in zip(times, times[1:], strict=False)):
+        raise PayloadError("shaGrid: the rows are oldest first (their `time` fields only "
+                           "grow); HUD lists the newest commit first, so reverse shaGrid")
+
+
 def parse_hud_page(data: Any, repo: str, branch: str | None = None) -> HudPage:
     """A decoded HUD page as commits (newest first, as HUD sends them) and job results.
 
@@ -158,6 +172,7 @@ def parse_hud_page(data: Any, repo: str, branch: str | None = None) -> HudPage:
                     source="hud",
                 )
             )
+    _check_newest_first(commits)
     return HudPage(
         commits=tuple(commits),
         results=tuple(results),

@@ -22,7 +22,7 @@ from bot.domain.route import Route
 from bot.ingest.github_payloads import parse_push, parse_workflow_job
 from bot.ingest.hud import parse_hud_page
 from bot.ingest.pipeline import Ingestor, IngestReport
-from bot.store.db import Store
+from bot.store.db import DatabaseUnusable, Store
 from bot.store.details import AlertDetail, alert_detail, alert_ids
 
 CHUNK = 500  # deliveries per commit while replaying
@@ -63,11 +63,20 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return 2
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"replay: no such file: {', '.join(missing)} (give HUD pages *.json and NDJSON "
+              "delivery files, e.g. examples/inductor-incident/)", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(args.db or Path(tmp) / "replay.db")
-        store.migrate()
         try:
-            details, problems = replay(store, routes, [Path(p) for p in args.paths], sys.stderr)
+            store.migrate()
+            details, problems = replay(store, routes, paths, sys.stderr)
+        except DatabaseUnusable as exc:
+            print(f"replay: {exc.explain('--db')}", file=sys.stderr)
+            return 2
         finally:
             store.close()
     if args.format == "json":
@@ -75,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_text(details))
-    return 1 if problems and not details and problems.get("fatal") else 0
+    # malformed NDJSON lines are skipped and reported; a HUD page that cannot be read
+    # at all (not JSON, or refused) leaves a hole in trunk order, so the run fails
+    return 1 if problems.get("unusable") else 0
 
 
 def replay(store: Store, routes: tuple[Route, ...], paths: list[Path],
@@ -122,7 +133,7 @@ def _replay_hud(path: Path, ingestor: Ingestor, clock: ReplayClock, report: Inge
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         print(f"{path}: not a JSON document: {exc}", file=errors)
-        problems["malformed"] = problems.get("malformed", 0) + 1
+        problems["unusable"] = problems.get("unusable", 0) + 1
         return
     pages = data if isinstance(data, list) else [data]
     for index, raw in enumerate(pages):
@@ -130,8 +141,8 @@ def _replay_hud(path: Path, ingestor: Ingestor, clock: ReplayClock, report: Inge
             try:
                 page = parse_hud_page(raw, route_repo, route_branch)
             except PayloadError as exc:
-                print(f"{path}[{index}]: {exc}", file=errors)
-                problems["malformed"] = problems.get("malformed", 0) + 1
+                print(f"{path}[{index}]: not used: {exc}", file=errors)
+                problems["unusable"] = problems.get("unusable", 0) + 1
                 break
             clock.see(*(c.time for c in page.commits))
             report.merge(ingestor.commits(route_repo, route_branch, list(reversed(page.commits))))

@@ -22,6 +22,23 @@ from migrations import migrations
 BUSY_TIMEOUT_S = 30.0
 
 
+class DatabaseUnusable(RuntimeError):
+    """The SQLite file cannot be opened, or cannot be written; ``problem`` says which and why.
+
+    Commands turn it into one line naming the setting that chose the path
+    (``DATABASE_PATH`` or ``--db``) and what to change.
+    """
+
+    def __init__(self, path: str, problem: str, fix: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+
+    def explain(self, setting: str) -> str:
+        return f"{setting}: {self.path} {self.problem}: {self.fix}, or point {setting} elsewhere"
+
+
 class Store:
     """Owns the database path and hands each thread its own connection."""
 
@@ -38,9 +55,15 @@ class Store:
         """This thread's connection, opened on first use."""
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            try:
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s,
+                                       check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                raise DatabaseUnusable(
+                    self.path, f"cannot be opened ({exc})",
+                    "check that its folder exists and this user may write there") from None
             # NORMAL is durable against process crashes in WAL mode, which is what
             # "nothing lost" needs; only an OS crash can lose the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -86,10 +109,30 @@ class Store:
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; returns the names applied (empty when up to date)."""
+        self.check_writable()
         db = self.db
         before = {m.name for m in migrations.applied(db)}
         migrations.apply(db)
         return [m.name for m in migrations.applied(db) if m.name not in before]
+
+    def check_writable(self) -> None:
+        """Fail now, with a reason, if this file cannot be written.
+
+        A read-only file opens and reads fine; without this check the bot would start,
+        answer ``/healthz``, and fail on the first webhook, in another thread.
+        """
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("CREATE TABLE write_check (x)")
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            raise DatabaseUnusable(
+                self.path, f"cannot be written ({exc})",
+                "make the file, its -wal and -shm files and its folder writable by this "
+                "user") from None
 
     def pending_migrations(self) -> list[str]:
         return [m.name for m in migrations.pending(self.db)]

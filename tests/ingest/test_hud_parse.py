@@ -188,6 +188,34 @@ def test_generated_pages(page_and_truth: tuple[dict[str, Any], list[list[Any]]])
     assert len(set(synthetic)) == len(synthetic)
 
 
+# --- row order ------------------------------------------------------------------------
+
+
+def _timed(*times: str | None) -> dict[str, Any]:
+    row = PAGE["shaGrid"][0]
+    return {"jobNames": PAGE["jobNames"], "shaGrid": [
+        {**row, "sha": f"{i:x}" * 40, "time": time} for i, time in enumerate(times, start=1)]}
+
+
+def test_a_page_listed_oldest_first_is_refused_with_the_fix() -> None:
+    page = _timed("2025-12-09T10:00:00Z", "2025-12-09T11:00:00Z", "2025-12-09T12:00:00Z")
+    with pytest.raises(PayloadError, match=r"shaGrid: .*oldest first.*reverse shaGrid"):
+        parse_hud_page(page, "pytorch/pytorch")
+    page["shaGrid"].reverse()
+    assert len(parse_hud_page(page, "pytorch/pytorch").commits) == 3
+
+
+@pytest.mark.parametrize("times", [
+    ("2025-12-09T12:00:00Z", "2025-12-09T12:30:00Z", "2025-12-09T11:00:00Z"),  # one late row
+    ("2025-12-09T12:00:00Z", "2025-12-09T12:00:00Z"),  # same minute
+    ("2025-12-09T13:00:00Z", None, "2025-12-09T12:00:00Z"),  # newest first, one time unknown
+    ("2025-12-09T12:00:00Z",),
+])
+def test_pages_that_are_not_clearly_reversed_are_read(times: tuple[str | None, ...]) -> None:
+    """Commit times are not push order: only a page whose every time grows is refused."""
+    assert len(parse_hud_page(_timed(*times), "pytorch/pytorch").commits) == len(times)
+
+
 # --- malformed pages ------------------------------------------------------------------
 
 

@@ -103,6 +103,16 @@ def test_hud_page_json_shape_and_content(tmp_path: Path) -> None:
     assert job["newest_failing_sha"] == trunk.shas[11]
 
 
+def test_a_page_listed_oldest_first_is_refused_and_the_run_fails(tmp_path: Path) -> None:
+    page = broken_trunk().hud_page()
+    page["shaGrid"].reverse()
+    done = replay(write(tmp_path / "reversed.json", page), fmt="text")
+    assert done.returncode == 1
+    assert "reversed.json[0]: not used: shaGrid:" in done.stderr
+    assert "oldest first" in done.stderr and "reverse shaGrid" in done.stderr
+    assert done.stdout == "No alerts.\n"
+
+
 def test_overlapping_hud_pages_merge(tmp_path: Path) -> None:
     trunk = broken_trunk(n=20, broken_at=14)
     whole = alerts_of(replay(write(tmp_path / "whole.json", trunk.hud_page())))
