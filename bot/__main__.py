@@ -1,33 +1,28 @@
 """Command line: ``python -m bot <command>``.
 
-Each command lives in the module that owns it and registers itself here through a
-``register(subparsers)`` function that sets ``func`` on its parser; ``func(args)``
-returns the process exit code.
+Each command lives in the module that owns it and has a ``register(subparsers)``
+function that sets ``func`` on its parser; ``func(args)`` returns the process exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
+from bot.bisect import cli as bisect_cli
+from bot.commands import migrate, serve
 from bot.config import ConfigError, log_level
+from bot.ingest import replay
 
-# command modules, each exposing register(subparsers)
-COMMAND_MODULES = (
-    "bot.commands.serve",
-    "bot.commands.migrate",
-    "bot.ingest.replay",
-    "bot.bisect.cli",
-)
+COMMANDS = (serve, migrate, replay, bisect_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

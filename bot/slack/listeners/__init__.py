@@ -1,24 +1,21 @@
-"""Bolt listeners, grouped by the Slack surface they answer (commands, actions, events, views)."""
+"""Bolt listeners, grouped by the Slack surface they answer: commands, actions, events.
+
+Each surface's module has one ``register(app, bot)`` that wires its callbacks.
+"""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
 
+from bot.slack.listeners import actions, commands, events
+
 if TYPE_CHECKING:
     from bot.runtime import Bot
 
-SURFACES = ("commands", "actions", "events", "views")
-
 
 def register_listeners(app: App, bot: Bot) -> None:
-    for surface in SURFACES:
-        try:
-            module = importlib.import_module(f"bot.slack.listeners.{surface}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"bot.slack.listeners.{surface}":
-                raise
-            continue
-        module.register(app, bot)
+    commands.register(app, bot)
+    actions.register(app, bot)
+    events.register(app, bot)
