@@ -17,9 +17,10 @@ from bot.health import Health
 from bot.ingest import pollers
 from bot.ingest.pipeline import Ingestor
 from bot.schedule import Scheduler
-from bot.slack import outbox, people, reminders
+from bot.slack import people, reminders
 from bot.slack.client import ConsoleApi, SlackApi, WebApi
 from bot.slack.sender import Sender
+from bot.store import outbox
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,9 @@ class Bot:
     def health_report(self) -> dict[str, Any]:
         report: dict[str, Any] = {"ok": True}
         try:
-            self.store.db.execute("SELECT 1").fetchone()
+            backlog = outbox.backlog(self.store.db)  # fails when the database does
             report["database"] = "ok"
-            report["outbox"] = outbox.backlog(self.store.db)
+            report["outbox"] = backlog
         except Exception as exc:  # any failure here means unhealthy, whatever its type
             report["database"] = f"error: {exc}"
             report["ok"] = False

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlite_utils
-
 from bot.bisect.config import BisectConfig
 from bot.bisect.github import (
     CORRELATION_MARK,
@@ -29,7 +27,6 @@ from bot.domain.jobkey import WORKFLOW_SEPARATOR, job_key, strip_shard
 from bot.domain.model import CellStatus, JobResult
 from bot.store import bisects as store
 from bot.store.bisects import Bisect, Probe
-from bot.store.codec import from_iso, from_json_list
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -194,7 +191,7 @@ def _collect(ctx: ProbeContext, probe: Probe) -> None:
         log.warning("bisect %s: jobs of run %s: %s", bisect.id, probe.run_id, exc)
     if fetched:
         ctx.ingest_results(fetched)
-    by_id = {r.job_id: r for r in run_results(ctx.store.db, bisect.repo, probe.run_id)}
+    by_id = {r.job_id: r for r in store.run_results(ctx.store.db, bisect.repo, probe.run_id)}
     by_id.update({r.job_id: r for r in fetched})
     wanted = strip_shard(job_part(bisect.job_key))
     mine = [r for r in by_id.values()
@@ -229,20 +226,3 @@ def _decide(status: CellStatus | None, mine: list[JobResult]) -> tuple[Outcome, 
         conclusions = sorted({r.conclusion or "none" for r in mine})
         return Outcome.INCONCLUSIVE, f"no signal ({', '.join(conclusions)})"
     return None
-
-
-def run_results(db: sqlite_utils.Database, repo: str, run_id: int) -> list[JobResult]:
-    """Every stored attempt of one workflow run (webhooks and pollers put them there)."""
-    return [
-        JobResult(
-            repo=repo, sha=row[0], workflow=row[1], job_name=row[2], job_id=row[3],
-            status=row[4], conclusion=row[5], run_id=run_id, attempt=row[6], branch=row[7],
-            html_url=row[8], started_at=from_iso(row[9]), completed_at=from_iso(row[10]),
-            failure_lines=from_json_list(row[11]), source=row[12])
-        for row in db.execute(
-            "SELECT sha, workflow, job_name, job_id, status, conclusion, attempt, branch, "
-            "html_url, started_at, completed_at, failure_lines, source FROM job_results "
-            "WHERE repo = ? AND run_id = ?", [repo, run_id])
-    ]
-
-

@@ -67,136 +67,6 @@ class CancelOutcome:
     code: str | None = None
 
 
-# ----------------------------------------------------------------------------- start
-
-
-
-
-def _choose_job(db: sqlite_utils.Database, alert_id: int, repo: str, branch: str,
-                wanted: str | None) -> Member | str:
-    """The member to bisect, or the answer explaining why none can be chosen.
-
-    By default the job with the narrowest range (fewest suspects): it needs the
-    fewest runs, and the same change most likely broke the others.
-    """
-    members = alert_store.members(db, alert_id)
-    alert = short_id(alert_id)
-    if not members:
-        return f"{alert} has no failing jobs to bisect."
-    if wanted:
-        needle = wanted.strip().lower()
-        exact = [m for m in members if m.job_key.lower() == needle]
-        matches = exact or [m for m in members if needle in m.job_key.lower()]
-        if len(matches) != 1:
-            problem = (f"No job of {alert} matches `{wanted}`." if not matches else
-                       f"`{wanted}` matches {len(matches)} jobs of {alert}; say which.")
-            return f"{problem} Its jobs:\n{_job_list(matches or members)}"
-        member = matches[0]
-        if member.last_green is None:
-            return (f"*{member.job_key}* has no passing commit in the bot's history, so there "
-                    "is no range to bisect.")
-        return member
-    ranged = [m for m in members if m.last_green is not None]
-    if not ranged:
-        return (f"No job of {alert} has a passing commit in the bot's history, so there is no "
-                "range to bisect.")
-
-    def width(m: Member) -> tuple[int, bool, str]:
-        assert m.last_green is not None
-        count = history.count_between(db, repo, branch, m.last_green.position,
-                                      m.first_failing.position)
-        return count, m.recovered, m.job_key
-
-    return min(ranged, key=width)
-
-
-def _job_list(members: Sequence[Member]) -> str:
-    lines = [f"• `{m.job_key}`" for m in members[:JOBS_LISTED]]
-    if len(members) > JOBS_LISTED:
-        lines.append(f"• _+{len(members) - JOBS_LISTED} more_")
-    return "\n".join(lines)
-
-
-def _known_results(db: sqlite_utils.Database, repo: str, branch: str,
-                   member: Member) -> list[tuple[str, Outcome]]:
-    """Results CI already has strictly inside the range: free probes.
-
-    The range's ends are the planner's premises and are left out (they would count
-    twice). Flaky cells passed only on a rerun and say nothing reliable either way.
-    """
-    assert member.last_green is not None
-    rows = db.execute(
-        "SELECT sha, status FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
-        "AND position > ? AND position < ? AND status IN (?, ?) ORDER BY position",
-        [repo, branch, member.job_key, member.last_green.position,
-         member.first_failing.position, CellStatus.FAILURE.value, CellStatus.SUCCESS.value])
-    return [(sha, Outcome.FAIL if status == CellStatus.FAILURE.value else Outcome.PASS)
-            for sha, status in rows]
-
-
-# ----------------------------------------------------------------------------- cancel
-
-
-
-
-# ----------------------------------------------------------------------------- the tick
-
-
-
-
-
-
-def planner_state(bisect: Bisect, probes: Sequence[Probe]) -> BisectState:
-    """The planner's view of a bisect, rebuilt from its rows on every tick."""
-    limits = BisectLimits(**bisect.limits)
-    return replace(
-        limits.state(bisect.last_good, bisect.suspects, bisect.k),
-        observations=tuple(Observation(p.sha, p.outcome) for p in probes
-                           if p.done and p.outcome is not None),
-        in_flight=tuple(p.sha for p in probes if p.source == "run" and not p.done),
-        runs_used=sum(1 for p in probes if p.source == "run"),
-    )
-
-
-
-
-def _finish(db: sqlite_utils.Database, bisect: Bisect, step: Plan,
-            found_data: dict[str, object] | None, runs: int, now: datetime) -> None:
-    if step.status == "found" and found_data is not None:
-        store.finish(db, bisect.id, "found", now, culprit=step.culprit)
-        alert_store.add_event(db, bisect.alert_id, "bisect_found", now, **found_data)
-    else:
-        reason = step.reason or "the planner had nothing left to test"
-        store.finish(db, bisect.id, "failed", now, reason=reason)
-        alert_store.add_event(db, bisect.alert_id, "bisect_failed", now, reason=reason,
-                              key=bisect.job_key, runs=runs,
-                              candidates=list(step.candidates[:CANDIDATES_SHOWN]),
-                              candidate_count=len(step.candidates))
-    store.set_alert_status(db, bisect.alert_id, None)
-
-
-
-
-def _starting_text(total: int, first: Plan) -> str:
-    left = len(first.candidates)
-    known = f" ({total - left} settled by CI results)" if left < total else ""
-    return f"starting, {_suspects(total)}{known}"
-
-
-def _round_text(number: int, total: int, step: Plan) -> str:
-    """The parent's status while a round runs, e.g. ``round 2, 16 -> 4 suspects``."""
-    left = len(step.candidates)
-    text = (f"round {number}, {_suspects(total)}" if left == total
-            else f"round {number}, {total} -> {_suspects(left)}")
-    if left == 1:
-        text += f", confirming {step.candidates[0][:10]}"
-    return text
-
-
-def _suspects(count: int) -> str:
-    return f"{count} suspect" if count == 1 else f"{count} suspects"
-
-
 class Bisects:
     """The running bot's bisects: what Slack starts and cancels, and the tick that runs them.
 
@@ -232,12 +102,11 @@ class Bisects:
         """
         alert = short_id(alert_id)
         db = self.store.db
-        row = db.execute("SELECT route, repo, branch, state FROM alerts WHERE id = ?",
-                         [alert_id]).fetchone()
-        if row is None:
+        head = alert_store.head(db, alert_id)
+        if head is None:
             return StartOutcome(False, f"There is no alert {alert}.", "not_found")
-        route_name, repo, branch, alert_state = row
-        if alert_state == "resolved":
+        route_name, repo, branch = head.route, head.repo, head.branch
+        if head.state == "resolved":
             return StartOutcome(False, f"{alert} is already resolved; nothing to bisect.",
                                 "resolved")
         route = self.routes.get(route_name)
@@ -451,3 +320,121 @@ class Bisects:
                 raise ConfigError(f"routes.{route.name}.bisect: the github backend needs "
                                   "GITHUB_TOKEN (with actions:write) to dispatch workflows")
         scheduler.every("bisects", TICK_SECONDS, self.advance)
+
+
+# ----------------------------------------------------------------- choosing what to bisect
+
+
+
+
+def _choose_job(db: sqlite_utils.Database, alert_id: int, repo: str, branch: str,
+                wanted: str | None) -> Member | str:
+    """The member to bisect, or the answer explaining why none can be chosen.
+
+    By default the job with the narrowest range (fewest suspects): it needs the
+    fewest runs, and the same change most likely broke the others.
+    """
+    members = alert_store.members(db, alert_id)
+    alert = short_id(alert_id)
+    if not members:
+        return f"{alert} has no failing jobs to bisect."
+    if wanted:
+        needle = wanted.strip().lower()
+        exact = [m for m in members if m.job_key.lower() == needle]
+        matches = exact or [m for m in members if needle in m.job_key.lower()]
+        if len(matches) != 1:
+            problem = (f"No job of {alert} matches `{wanted}`." if not matches else
+                       f"`{wanted}` matches {len(matches)} jobs of {alert}; say which.")
+            return f"{problem} Its jobs:\n{_job_list(matches or members)}"
+        member = matches[0]
+        if member.last_green is None:
+            return (f"*{member.job_key}* has no passing commit in the bot's history, so there "
+                    "is no range to bisect.")
+        return member
+    ranged = [m for m in members if m.last_green is not None]
+    if not ranged:
+        return (f"No job of {alert} has a passing commit in the bot's history, so there is no "
+                "range to bisect.")
+
+    def width(m: Member) -> tuple[int, bool, str]:
+        assert m.last_green is not None
+        count = history.count_between(db, repo, branch, m.last_green.position,
+                                      m.first_failing.position)
+        return count, m.recovered, m.job_key
+
+    return min(ranged, key=width)
+
+
+def _job_list(members: Sequence[Member]) -> str:
+    lines = [f"• `{m.job_key}`" for m in members[:JOBS_LISTED]]
+    if len(members) > JOBS_LISTED:
+        lines.append(f"• _+{len(members) - JOBS_LISTED} more_")
+    return "\n".join(lines)
+
+
+def _known_results(db: sqlite_utils.Database, repo: str, branch: str,
+                   member: Member) -> list[tuple[str, Outcome]]:
+    """Results CI already has strictly inside the range: free probes.
+
+    The range's ends are the planner's premises and are left out (they would count
+    twice). Flaky cells passed only on a rerun and say nothing reliable either way.
+    """
+    assert member.last_green is not None
+    cells = store.settled_cells(db, repo, branch, member.job_key, member.last_green.position,
+                                member.first_failing.position)
+    return [(sha, Outcome.FAIL if status is CellStatus.FAILURE else Outcome.PASS)
+            for sha, status in cells]
+
+
+# ----------------------------------------------------------------------------- rounds
+
+
+def planner_state(bisect: Bisect, probes: Sequence[Probe]) -> BisectState:
+    """The planner's view of a bisect, rebuilt from its rows on every tick."""
+    limits = BisectLimits(**bisect.limits)
+    return replace(
+        limits.state(bisect.last_good, bisect.suspects, bisect.k),
+        observations=tuple(Observation(p.sha, p.outcome) for p in probes
+                           if p.done and p.outcome is not None),
+        in_flight=tuple(p.sha for p in probes if p.source == "run" and not p.done),
+        runs_used=sum(1 for p in probes if p.source == "run"),
+    )
+
+
+
+
+def _finish(db: sqlite_utils.Database, bisect: Bisect, step: Plan,
+            found_data: dict[str, object] | None, runs: int, now: datetime) -> None:
+    if step.status == "found" and found_data is not None:
+        store.finish(db, bisect.id, "found", now, culprit=step.culprit)
+        alert_store.add_event(db, bisect.alert_id, "bisect_found", now, **found_data)
+    else:
+        reason = step.reason or "the planner had nothing left to test"
+        store.finish(db, bisect.id, "failed", now, reason=reason)
+        alert_store.add_event(db, bisect.alert_id, "bisect_failed", now, reason=reason,
+                              key=bisect.job_key, runs=runs,
+                              candidates=list(step.candidates[:CANDIDATES_SHOWN]),
+                              candidate_count=len(step.candidates))
+    store.set_alert_status(db, bisect.alert_id, None)
+
+
+
+
+def _starting_text(total: int, first: Plan) -> str:
+    left = len(first.candidates)
+    known = f" ({total - left} settled by CI results)" if left < total else ""
+    return f"starting, {_suspects(total)}{known}"
+
+
+def _round_text(number: int, total: int, step: Plan) -> str:
+    """The parent's status while a round runs, e.g. ``round 2, 16 -> 4 suspects``."""
+    left = len(step.candidates)
+    text = (f"round {number}, {_suspects(total)}" if left == total
+            else f"round {number}, {total} -> {_suspects(left)}")
+    if left == 1:
+        text += f", confirming {step.candidates[0][:10]}"
+    return text
+
+
+def _suspects(count: int) -> str:
+    return f"{count} suspect" if count == 1 else f"{count} suspects"

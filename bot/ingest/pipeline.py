@@ -13,13 +13,14 @@ from datetime import datetime
 
 import sqlite_utils
 
-from bot.domain.alerts import evaluate, meets_condition
+from bot.domain.alerts import Join, evaluate, meets_condition
 from bot.domain.jobkey import job_key as make_job_key
 from bot.domain.model import Commit, JobResult
 from bot.domain.route import Route
 from bot.domain.streak import compute_streak
 from bot.store import alerts as alert_store
 from bot.store import history
+from bot.store import triage as triage_store
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ class Ingestor:
                 decision = evaluate(key, streak, condition,
                                     alert_store.open_alerts(db, route.name))
                 alert_id = alert_store.apply_decision(db, route, key, decision, now)
+                if isinstance(decision, Join):  # a new failing job wakes a snoozed alert
+                    triage_store.wake_if_snoozed(db, decision.alert_id, key, now)
                 if alert_id is not None:
                     report.alerts.add(alert_id)
 

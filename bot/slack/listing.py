@@ -18,6 +18,7 @@ from bot.slack.mrkdwn import link
 from bot.slack.present import build_alert_view
 from bot.slack.render import render_alert_summary
 from bot.slack.view import AlertView
+from bot.store import outbox
 from bot.store import triage as triage_store
 
 if TYPE_CHECKING:
@@ -68,13 +69,12 @@ def alert_views(bot: Bot, ids: Collection[int]) -> list[AlertView]:
 
 def permalink(bot: Bot, alert_id: int) -> str | None:
     """A link to the alert's message (its thread), once the parent is posted."""
-    row = bot.store.db.execute(
-        "SELECT channel, ts FROM slack_parents WHERE alert_id = ? AND ts IS NOT NULL",
-        [alert_id]).fetchone()
-    if row is None:
+    posted = outbox.posted_parent(bot.store.db, alert_id)
+    if posted is None:
         return None
+    channel, ts = posted
     try:
-        response = bot.slack_api.call("chat.getPermalink", channel=row[0], message_ts=row[1])
+        response = bot.slack_api.call("chat.getPermalink", channel=channel, message_ts=ts)
     except SlackError as exc:
         log.warning("no permalink for alert %s: %s", alert_id, exc)
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -19,6 +18,7 @@ from bot.slack.view import (
     ExternalAlertView,
     JobView,
 )
+from bot.store import external
 from bot.store.alerts import AlertEvent
 from bot.store.codec import from_iso
 from bot.store.details import AlertDetail, alert_detail
@@ -130,16 +130,10 @@ def _snooze_reason(row: Mapping[str, Any]) -> str | None:
 
 
 def _external(db: sqlite_utils.Database, alert_id: int) -> list[ExternalAlertView]:
-    if "external_alerts" not in db.table_names():
-        return []
-    out = []
-    for r in db.query("SELECT * FROM external_alerts WHERE alert_id = ? ORDER BY id",
-                      [alert_id]):
-        out.append(ExternalAlertView(
-            title=r["title"], status=r["status"], priority=r["priority"], team=r["team"],
-            reason=r["reason"], links=json.loads(r["links"] or "{}"),
-            occurred_at=from_iso(r["starts_at"]), source=r["source"]))
-    return out
+    return [ExternalAlertView(title=e.title, status=e.status, priority=e.priority, team=e.team,
+                              reason=e.reason, links=e.links, occurred_at=e.starts_at,
+                              source=e.source)
+            for e in external.of_incident(db, alert_id)]
 
 
 def event_view(event: AlertEvent) -> EventView:

@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.domain.route import Route
 from bot.health import Health
-from bot.slack import outbox, people
+from bot.slack import people
 from bot.slack.client import (
     InDoubt,
     MessageGone,
@@ -32,7 +32,7 @@ from bot.slack.client import (
 from bot.slack.present import build_alert_view, event_view
 from bot.slack.render import render_event, render_parent
 from bot.store import alerts as alert_store
-from bot.store import leases
+from bot.store import leases, outbox
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 PARENT_EVENT = "inductor_alert"
 REPLY_EVENT = "inductor_alert_event"
 LEASE = "slack-sender"
+# timeline kinds that never get a thread reply: the parent message shows them
+SILENT_KINDS = frozenset({"opened", "narrowed", "grafana_attached"})
+# kinds that must reach the thread even if the parent was posted after them: they
+# mention people (a parent edit notifies nobody)
+ALWAYS_REPLY_KINDS = frozenset({"reminder", "escalated"})
 
 
 def _utc_now() -> datetime:
@@ -152,8 +157,8 @@ class Sender:
         return worked
 
     def _channel(self, alert_id: int) -> str | None:
-        row = self.store.db.execute("SELECT route FROM alerts WHERE id = ?", [alert_id]).fetchone()
-        route = self.routes.get(row[0]) if row else None
+        head = alert_store.head(self.store.db, alert_id)
+        route = self.routes.get(head.route) if head else None
         return (route.channel if route else None) or self.default_channel
 
     def _deliver_parent(self, due: outbox.ParentDue) -> bool:
@@ -190,10 +195,10 @@ class Sender:
 
     def _render(self, alert_id: int) -> tuple[int, str, list[dict[str, Any]], int] | None:
         db = self.store.db
-        row = db.execute("SELECT version FROM alerts WHERE id = ?", [alert_id]).fetchone()
-        if row is None:
+        head = alert_store.head(db, alert_id)
+        if head is None:
             return None
-        version = int(row[0])  # read before rendering: never record more than was drawn
+        version = head.version  # read before rendering: never record more than was drawn
         covered = outbox.max_event_id(db, alert_id)
         view = build_alert_view(db, alert_id, self.routes)
         if view is None:
@@ -243,8 +248,8 @@ class Sender:
                         outbox.settle_reply(tx, due.event_id, due.alert_id, "sent", now, found)
                     return False
             covered = (due.event_id <= due.covered_event_id
-                       and due.kind not in outbox.ALWAYS_REPLY_KINDS)
-            if covered or due.kind in outbox.SILENT_KINDS:
+                       and due.kind not in ALWAYS_REPLY_KINDS)
+            if covered or due.kind in SILENT_KINDS:
                 with self.store.transaction() as tx:
                     outbox.settle_reply(tx, due.event_id, due.alert_id, "skipped", now)
                 return False
@@ -285,8 +290,8 @@ class Sender:
             return None
 
     def _extend_interval(self, alert_id: int) -> timedelta:
-        row = self.store.db.execute("SELECT route FROM alerts WHERE id = ?", [alert_id]).fetchone()
-        route = self.routes.get(row[0]) if row else None
+        head = alert_store.head(self.store.db, alert_id)
+        route = self.routes.get(head.route) if head else None
         return route.extend_interval if route else timedelta(minutes=30)
 
     def _reply_text(self, due: outbox.ReplyDue) -> str | None:

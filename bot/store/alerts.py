@@ -41,6 +41,24 @@ class AlertEvent:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class AlertHead:
+    """What callers look up by alert id: where it belongs, whether it is open, its version."""
+
+    id: int
+    route: str
+    repo: str
+    branch: str
+    state: str
+    version: int
+
+
+def head(db: sqlite_utils.Database, alert_id: int) -> AlertHead | None:
+    row = db.execute("SELECT id, route, repo, branch, state, version FROM alerts WHERE id = ?",
+                     [alert_id]).fetchone()
+    return None if row is None else AlertHead(*row)
+
+
 def _member(row: tuple) -> Member:
     (alert_id, job_key, streak, ff_sha, ff_pos, nf_sha, nf_pos, nf_time, lg_sha, lg_pos,
      recovered) = row
@@ -127,7 +145,11 @@ def _refresh_range(db: sqlite_utils.Database, alert_id: int) -> None:
 
 def apply_decision(db: sqlite_utils.Database, route: Route, job_key: str, decision: Decision,
                    now: datetime) -> int | None:
-    """Write what ``evaluate`` decided; returns the id of the alert it touched, if any."""
+    """Write what ``evaluate`` decided; returns the id of the alert it touched, if any.
+
+    A ``Join`` also ends a snooze (a new failing job wakes the alert); that is a triage
+    transition, which the caller applies with ``triage.wake_if_snoozed``.
+    """
     match decision:
         case NoChange():
             return None
@@ -148,9 +170,6 @@ def apply_decision(db: sqlite_utils.Database, route: Route, job_key: str, decisi
             _refresh_range(db, alert_id)
             add_event(db, alert_id, "job_joined", now, key=job_key, streak=streak.length,
                       sha=_sha(streak.first_failure))
-            from bot.store.triage import wake_if_snoozed  # triage builds on this module
-
-            wake_if_snoozed(db, alert_id, job_key, now)
             return alert_id
         case Update(alert_id=alert_id, streak=streak, extended=extended):
             _write_member(db, alert_id, job_key, streak, now)

@@ -15,7 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from bot.domain.bisect_planner import Outcome
-from bot.store.codec import from_iso, to_iso
+from bot.domain.model import CellStatus, JobResult
+from bot.store.codec import from_iso, from_json_list, to_iso
 
 RUNNING = "running"
 FINISHED_STATES = ("found", "failed", "cancelled")
@@ -251,3 +252,31 @@ def as_dict(probe: Probe) -> dict[str, Any]:
     """A probe as thread replies show it."""
     return {"sha": probe.sha, "outcome": probe.outcome.value if probe.outcome else None,
             "url": probe.run_url, "detail": probe.detail}
+
+
+# ----------------------------------------------------------------- what bisects read of CI
+
+
+def run_results(db: sqlite_utils.Database, repo: str, run_id: int) -> list[JobResult]:
+    """Every stored attempt of one workflow run (webhooks and pollers put them there)."""
+    return [
+        JobResult(
+            repo=repo, sha=row[0], workflow=row[1], job_name=row[2], job_id=row[3],
+            status=row[4], conclusion=row[5], run_id=run_id, attempt=row[6], branch=row[7],
+            html_url=row[8], started_at=from_iso(row[9]), completed_at=from_iso(row[10]),
+            failure_lines=from_json_list(row[11]), source=row[12])
+        for row in db.execute(
+            "SELECT sha, workflow, job_name, job_id, status, conclusion, attempt, branch, "
+            "html_url, started_at, completed_at, failure_lines, source FROM job_results "
+            "WHERE repo = ? AND run_id = ?", [repo, run_id])
+    ]
+
+
+def settled_cells(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
+                  low: int, high: int) -> list[tuple[str, CellStatus]]:
+    """The job's passing and failing cells strictly between two trunk positions, oldest first."""
+    rows = db.execute(
+        "SELECT sha, status FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
+        "AND position > ? AND position < ? AND status IN (?, ?) ORDER BY position",
+        [repo, branch, job_key, low, high, CellStatus.FAILURE.value, CellStatus.SUCCESS.value])
+    return [(sha, CellStatus(status)) for sha, status in rows]

@@ -232,8 +232,26 @@ def _resolved(db: sqlite_utils.Database, incident: int, alert: GrafanaAlert,
         alert_store.resolve(db, incident, now, reason="resolved in Grafana")
 
 
-def for_incident(db: sqlite_utils.Database, alert_id: int) -> list[dict[str, object]]:
-    """The external alerts of one incident, oldest first (for tests and the CLI)."""
-    return list(db.query("SELECT * FROM external_alerts WHERE alert_id = ? ORDER BY id",
-                         [alert_id]))
+@dataclass(frozen=True, slots=True)
+class ExternalAlert:
+    """One Grafana alert of an incident as stored: what the alert message shows of it."""
 
+    title: str
+    status: str
+    priority: str | None
+    team: str | None
+    reason: str
+    links: dict[str, str]
+    starts_at: datetime | None
+    source: str
+
+
+def of_incident(db: sqlite_utils.Database, alert_id: int) -> list[ExternalAlert]:
+    """The external alerts attached to one incident, oldest first."""
+    return [
+        ExternalAlert(title=r["title"], status=r["status"], priority=r["priority"],
+                      team=r["team"], reason=r["reason"], links=json.loads(r["links"] or "{}"),
+                      starts_at=from_iso(r["starts_at"]), source=r["source"])
+        for r in db.query("SELECT * FROM external_alerts WHERE alert_id = ? ORDER BY id",
+                          [alert_id])
+    ]

@@ -397,3 +397,21 @@ def walk_cells(db: sqlite_utils.Database, repo: str, branch: str,
 def cell_rows(db: sqlite_utils.Database, repo: str, branch: str,
               job_key: str) -> list[PlacedCell]:
     return list(walk_cells(db, repo, branch, job_key))
+
+
+# ----------------------------------------------------------------- what pollers ask of trunk
+
+
+def has_commits(db: sqlite_utils.Database, repo: str, branch: str) -> bool:
+    """Whether any commit of the branch is placed yet (a poller's first start has none)."""
+    return db.execute("SELECT 1 FROM commits WHERE repo = ? AND branch = ? LIMIT 1",
+                      [repo, branch]).fetchone() is not None
+
+
+def oldest_time_of_newest(db: sqlite_utils.Database, repo: str, branch: str,
+                          count: int) -> datetime | None:
+    """The time of the oldest of the branch's ``count`` newest commits (None: no times)."""
+    row = db.execute(
+        "SELECT min(time) FROM (SELECT time FROM commits WHERE repo = ? AND branch = ? "
+        "ORDER BY position DESC LIMIT ?)", [repo, branch, count]).fetchone()
+    return from_iso(row[0]) if row and row[0] else None

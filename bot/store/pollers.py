@@ -33,6 +33,17 @@ class SeenRun:
     jobs_etag: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class UnfinishedRun:
+    """A workflow run the poller saw in progress: its jobs may still change."""
+
+    run_id: int
+    workflow: str
+    head_sha: str
+    version: str
+    created_at: datetime | None
+
+
 def load(db: sqlite_utils.Database, name: str) -> PollerState:
     row = db.execute("SELECT cursor, etag_json, paused_until, last_error FROM poller_state "
                      "WHERE name = ?", [name]).fetchone()
@@ -103,3 +114,15 @@ def oldest_unfinished_run(db: sqlite_utils.Database, repo: str) -> datetime | No
     row = db.execute("SELECT min(created_at) FROM github_runs WHERE repo = ? AND completed = 0",
                      [repo]).fetchone()
     return from_iso(row[0]) if row else None
+
+
+def unfinished_runs(db: sqlite_utils.Database, repo: str,
+                    since: datetime) -> list[UnfinishedRun]:
+    """Runs last seen in progress that were created since ``since``, by run id."""
+    return [
+        UnfinishedRun(row[0], row[1], row[2], row[3], from_iso(row[4]))
+        for row in db.execute(
+            "SELECT run_id, workflow, head_sha, version, created_at FROM github_runs "
+            "WHERE repo = ? AND completed = 0 AND created_at >= ? ORDER BY run_id",
+            [repo, to_iso(since)])
+    ]

@@ -23,8 +23,7 @@ from bot.domain.model import JobResult
 from bot.domain.payload import PayloadError
 from bot.ingest.github_payloads import PushEvent, parse_push, parse_workflow_job
 from bot.ingest.pipeline import IngestReport
-from bot.store import history
-from bot.web import deliveries
+from bot.store import deliveries, history
 from bot.web.limits import Refusal, error, parse_json, read_body
 from bot.web.signatures import GITHUB_SIGNATURE_HEADER, verify_github
 

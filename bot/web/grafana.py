@@ -19,8 +19,7 @@ from starlette.routing import Route as HttpRoute
 from bot.domain.grafana import GrafanaNotification
 from bot.domain.payload import PayloadError
 from bot.ingest.grafana import parse_grafana
-from bot.store import external
-from bot.web import deliveries
+from bot.store import deliveries, external
 from bot.web.limits import Refusal, error, parse_json, read_body
 from bot.web.signatures import (
     GRAFANA_SIGNATURE_HEADER,

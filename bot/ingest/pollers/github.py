@@ -240,11 +240,9 @@ class GitHubPoller:
         if newest is not None:
             horizon = newest - RERUN_WINDOW
         else:
-            row = db.execute(
-                "SELECT min(time) FROM (SELECT time FROM commits WHERE repo = ? AND branch = ? "
-                "ORDER BY position DESC LIMIT ?)",
-                [repo, branch, self.bot.settings.github_backfill_commits]).fetchone()
-            horizon = from_iso(row[0]) if row and row[0] else now - max(
+            oldest = history.oldest_time_of_newest(db, repo, branch,
+                                                   self.bot.settings.github_backfill_commits)
+            horizon = oldest if oldest is not None else now - max(
                 (r.max_age for r in routes), default=timedelta(hours=24))
         unfinished = poller_store.oldest_unfinished_run(db, repo)
         if unfinished is not None:
@@ -293,13 +291,8 @@ class GitHubPoller:
                 poller_store.save_cursor(db, name, to_iso(newest), now)
 
     def _unfinished(self, db: sqlite_utils.Database, repo: str, now: datetime) -> list[RunRef]:
-        return [
-            RunRef(row[0], row[1], row[2], row[3], False, from_iso(row[4]))
-            for row in db.execute(
-                "SELECT run_id, workflow, head_sha, version, created_at FROM github_runs "
-                "WHERE repo = ? AND completed = 0 AND created_at >= ? ORDER BY run_id",
-                [repo, to_iso(now - UNFINISHED_LOOKBACK)])
-        ]
+        return [RunRef(r.run_id, r.workflow, r.head_sha, r.version, False, r.created_at)
+                for r in poller_store.unfinished_runs(db, repo, now - UNFINISHED_LOOKBACK)]
 
     def _jobs(self, rest: GitHubRest, repo: str, run: RunRef, seen: poller_store.SeenRun | None,
               report: PollReport) -> None:

@@ -60,8 +60,7 @@ class HudPoller:
         settings = self.bot.settings
         per_page = settings.hud_per_page
         db = self.bot.store.db
-        first_start = not db.execute("SELECT 1 FROM commits WHERE repo = ? AND branch = ? LIMIT 1",
-                                     [repo, branch]).fetchone()
+        first_start = not history.has_commits(db, repo, branch)
         max_pages = (max(math.ceil(settings.hud_backfill_commits / per_page), 1) if first_start
                      else MAX_CATCHUP_PAGES)
         newest_first: list[Commit] = []

@@ -1,8 +1,9 @@
-"""The outbox's bookkeeping in SQLite: what Slack still owes, what it already has.
+"""The Slack outbox's bookkeeping in SQLite: what Slack still owes, what it already has.
 
-Nothing here talks to Slack. The sender asks what is due, marks a post as started
-before calling Slack, and records the ``ts`` after; the marks are what let a restart
-find a message Slack accepted before the process died, instead of posting it twice.
+Nothing here talks to Slack (``bot/slack/sender.py`` does). The sender asks what is due,
+marks a post as started before calling Slack, and records the ``ts`` after; the marks are
+what let a restart find a message Slack accepted before the process died, instead of
+posting it twice.
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from bot.store.codec import from_iso, to_iso
-
-# timeline kinds that never get a thread reply: the parent message shows them
-SILENT_KINDS = frozenset({"opened", "narrowed", "grafana_attached"})
-# kinds that must reach the thread even if the parent was posted after them: they
-# mention people (a parent edit notifies nobody)
-ALWAYS_REPLY_KINDS = frozenset({"reminder", "escalated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +89,14 @@ def record_update(db: sqlite_utils.Database, alert_id: int, version: int, now: d
         "WHERE alert_id = ?",
         [version, to_iso(now), alert_id],
     )
+
+
+def posted_parent(db: sqlite_utils.Database, alert_id: int) -> tuple[str, str] | None:
+    """The alert's parent message as (channel, ts), once it is posted."""
+    row = db.execute(
+        "SELECT channel, ts FROM slack_parents WHERE alert_id = ? AND ts IS NOT NULL",
+        [alert_id]).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 def forget_parent(db: sqlite_utils.Database, alert_id: int) -> None:
