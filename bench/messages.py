@@ -33,7 +33,7 @@ from bot.config import Settings  # noqa: E402
 from bot.domain.route import Route  # noqa: E402
 from bot.ingest.github_payloads import parse_push, parse_workflow_job  # noqa: E402
 from bot.runtime import Bot  # noqa: E402
-from bot.slack.triage import Request, perform  # noqa: E402
+from bot.slack.triage import Request  # noqa: E402
 from bot.store.db import Store  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from tests.support.clock import FakeClock  # noqa: E402
@@ -144,7 +144,7 @@ def run(incident: Incident, seed: int) -> Count:
                 alert = bot.store.db.execute(
                     "SELECT max(id) FROM alerts WHERE state != 'resolved'").fetchone()[0]
                 if alert is not None:
-                    perform(bot, Request(verb=verb, alert_id=alert, actor="U0SHERIFF",  # type: ignore[arg-type]
+                    bot.triage.perform(Request(verb=verb, alert_id=alert, actor="U0SHERIFF",  # type: ignore[arg-type]
                                          assignee="U0OWNER"))
             while bot.sender.run_once():
                 pass

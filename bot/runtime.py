@@ -17,9 +17,13 @@ from bot.health import Health
 from bot.ingest import pollers
 from bot.ingest.pipeline import Ingestor
 from bot.schedule import Scheduler
-from bot.slack import people, reminders
+from bot.slack import people
 from bot.slack.client import ConsoleApi, SlackApi, WebApi
+from bot.slack.digest import DIGEST_INTERVAL_S, run_digest
+from bot.slack.listing import routes_by_channel
+from bot.slack.reminders import NUDGE_INTERVAL_S, run_nudges
 from bot.slack.sender import Sender
+from bot.slack.triage import Triage
 from bot.store import outbox
 from bot.store.db import Store
 
@@ -46,9 +50,10 @@ class Bot:
             ConsoleApi() if self.console
             else WebApi(settings.slack_bot_token or "", settings.slack_api_url,
                         timeout=settings.slack_timeout))
+        self.default_channel = settings.slack_channel or ("console" if self.console else None)
         self.sender = Sender(
             self.store, self.slack_api, self.routes, self.health,
-            default_channel=settings.slack_channel or ("console" if self.console else None),
+            default_channel=self.default_channel,
             **{"in_doubt_s": settings.slack_timeout, **(sender_options or {})})
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed)
         self.scheduler = Scheduler(self.store, self.health, clock)
@@ -57,6 +62,8 @@ class Bot:
             github_api_url=settings.github_api_url, github_token=settings.github_token,
             on_change=self.alerts_changed, ingest_results=self.ingestor.results,
             user_by_email=lambda email: people.user_id_by_email(self.slack_api, email))
+        self.triage = Triage(self.store, self.routes, self.slack_api, clock, self.alerts_changed,
+                             self.bisects)
         self.bolt = None
         self._socket_handler: object | None = None
         self._started = False
@@ -89,8 +96,20 @@ class Bot:
     def _register_jobs(self) -> None:
         """Each part of the bot that needs periodic work adds its jobs here."""
         pollers.register_jobs(self)
-        reminders.register_jobs(self)
+        self.scheduler.every("nudges", NUDGE_INTERVAL_S, self.run_nudges)
+        if self.settings.digest_hour_utc is not None:
+            self.scheduler.every("digest", DIGEST_INTERVAL_S, self.post_digest)
         self.bisects.register(self.scheduler)
+
+    def run_nudges(self, now: datetime | None = None) -> dict[int, str]:
+        """Reminders, escalations and snooze expiry due now (the scheduler's "nudges" job)."""
+        return run_nudges(self.store, self.routes, now or self.clock(), self.alerts_changed)
+
+    def post_digest(self, now: datetime | None = None) -> list[str]:
+        """Each channel's daily digest, once its hour has passed (the "digest" job)."""
+        return run_digest(self.store, self.slack_api,
+                          routes_by_channel(self.routes, self.default_channel),
+                          self.settings.digest_hour_utc, now or self.clock())
 
     def stop(self) -> None:
         self.scheduler.stop()

@@ -8,19 +8,15 @@ it twice (a crash mid-post can lose one digest, which is the cheaper mistake).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from bot.domain.alert_ids import short_id
-from bot.slack.client import SlackError
-from bot.slack.listing import channel_of
+from bot.slack.client import SlackApi, SlackError
 from bot.slack.mrkdwn import duration, escape, truncate
 from bot.store import digest as digest_store
+from bot.store.db import Store
 from bot.store.digest import DigestStats
-
-if TYPE_CHECKING:
-    from bot.runtime import Bot
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +43,26 @@ def render_digest(stats: DigestStats, until: datetime) -> str:
     return "\n".join(lines)
 
 
-def run_digest(bot: Bot, now: datetime | None = None) -> list[str]:
-    """Post today's digest to each channel once ``DIGEST_HOUR_UTC`` has passed; returns
-    the channels posted to."""
-    hour = bot.settings.digest_hour_utc
-    now = now or bot.clock()
+def run_digest(store: Store, api: SlackApi, channels: Mapping[str, Sequence[str]],
+               hour: int | None, now: datetime) -> list[str]:
+    """Post today's digest to each channel once ``DIGEST_HOUR_UTC`` (``hour``) has passed;
+    ``channels`` maps each channel to its routes. Returns the channels posted to."""
     if hour is None or now.hour < hour:
         return []
     day = now.date().isoformat()
     until = now.replace(hour=hour, minute=0, second=0, microsecond=0)
-    by_channel: dict[str, list[str]] = defaultdict(list)
-    for name, route in bot.routes.items():
-        channel = channel_of(bot, route)
-        if channel:
-            by_channel[channel].append(name)
     posted = []
-    for channel, routes in by_channel.items():
-        with bot.store.transaction() as db:
+    for channel, routes in channels.items():
+        with store.transaction() as db:
             if not digest_store.claim(db, channel, day, now):
                 continue
-        stats = digest_store.digest_stats(bot.store.db, routes, until - WINDOW, until)
+        stats = digest_store.digest_stats(store.db, routes, until - WINDOW, until)
         try:
-            bot.slack_api.call("chat.postMessage", channel=channel,
-                               text=render_digest(stats, until), unfurl_links=False)
+            api.call("chat.postMessage", channel=channel,
+                     text=render_digest(stats, until), unfurl_links=False)
         except SlackError as exc:
             log.warning("digest for %s failed: %s; retrying next tick", channel, exc)
-            with bot.store.transaction() as db:
+            with store.transaction() as db:
                 digest_store.release(db, channel, day)
             continue
         posted.append(channel)

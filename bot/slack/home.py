@@ -6,17 +6,18 @@ buttons are the alert message's own, so a click here runs the same action.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.domain.route import Route
 from bot.slack import listing
+from bot.slack.client import SlackApi
 from bot.slack.mrkdwn import truncate
 from bot.slack.render import MAX_SECTION_TEXT, render_parent
 from bot.slack.view import AlertView
 from bot.store import triage as triage_store
-
-if TYPE_CHECKING:
-    from bot.runtime import Bot
+from bot.store.db import Store
 
 HOME_ALERTS = 25  # three blocks each, within a Home view's 100 blocks
 Block = dict[str, Any]
@@ -49,12 +50,13 @@ def _section(text: str) -> Block:
                                                                           MAX_SECTION_TEXT)}}
 
 
-def publish_home(bot: Bot, user: str, notice: str | None = None) -> None:
+def publish_home(store: Store, routes: Mapping[str, Route], api: SlackApi, now: datetime,
+                 user: str, notice: str | None = None) -> None:
     """Render and publish ``user``'s Home tab (``views.publish``)."""
-    now: datetime = bot.clock()
-    ids = triage_store.open_alert_ids(bot.store.db)
-    views = listing.sort_for_user(listing.alert_views(bot, ids), user)
+    db = store.db
+    ids = triage_store.open_alert_ids(db)
+    views = listing.sort_for_user(listing.alert_views(db, routes, ids), user)
     shown = views[:HOME_ALERTS]
-    entries = [(view, listing.summary_line(bot, view, now)) for view in shown]
-    bot.slack_api.call("views.publish", user_id=user,
-                       view=home_view(entries, notice, len(views) - len(shown)))
+    entries = [(view, listing.summary_line(db, api, view, now)) for view in shown]
+    api.call("views.publish", user_id=user,
+             view=home_view(entries, notice, len(views) - len(shown)))

@@ -6,14 +6,15 @@ Read-only: the slash command's ``list``/``show`` and the Home tab build on these
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+
+import sqlite_utils
 
 from bot.domain.alert_ids import short_id
 from bot.domain.route import Route
-from bot.slack.client import SlackError
+from bot.slack.client import SlackApi, SlackError
 from bot.slack.mrkdwn import link
 from bot.slack.present import build_alert_view
 from bot.slack.render import render_alert_summary
@@ -21,21 +22,31 @@ from bot.slack.view import AlertView
 from bot.store import outbox
 from bot.store import triage as triage_store
 
-if TYPE_CHECKING:
-    from bot.runtime import Bot
-
 log = logging.getLogger(__name__)
 
 LIST_LIMIT = 20
 
 
-def channel_of(bot: Bot, route: Route) -> str | None:
-    """The channel a route's alerts are posted to (the sender's rule)."""
-    return route.channel or bot.sender.default_channel
+def channel_of(route: Route | None, default_channel: str | None) -> str | None:
+    """The channel a route's alerts are posted to: its own, else the default."""
+    return (route.channel if route else None) or default_channel
 
 
-def routes_of_channel(bot: Bot, channel: str) -> list[str]:
-    return [name for name, route in bot.routes.items() if channel_of(bot, route) == channel]
+def routes_of_channel(routes: Mapping[str, Route], default_channel: str | None,
+                      channel: str) -> list[str]:
+    return [name for name, route in routes.items()
+            if channel_of(route, default_channel) == channel]
+
+
+def routes_by_channel(routes: Mapping[str, Route],
+                      default_channel: str | None) -> dict[str, list[str]]:
+    """Each channel that gets alerts, with the names of the routes posting there."""
+    by_channel: dict[str, list[str]] = {}
+    for name, route in routes.items():
+        channel = channel_of(route, default_channel)
+        if channel:
+            by_channel.setdefault(channel, []).append(name)
+    return by_channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +57,12 @@ class Target:
     problem: str | None = None
 
 
-def target(bot: Bot, channel: str, alert_id: int | None) -> Target:
+def target(db: sqlite_utils.Database, channel_routes: Collection[str],
+           alert_id: int | None) -> Target:
     """The given alert, or the one open alert of the channel's routes when none is given."""
     if alert_id is not None:
         return Target(alert_id)
-    ids = triage_store.open_alert_ids(bot.store.db, routes_of_channel(bot, channel))
+    ids = triage_store.open_alert_ids(db, channel_routes)
     if len(ids) == 1:
         return Target(ids[0])
     if not ids:
@@ -61,20 +73,20 @@ def target(bot: Bot, channel: str, alert_id: int | None) -> Target:
                         "say which one.")
 
 
-def alert_views(bot: Bot, ids: Collection[int]) -> list[AlertView]:
-    db = bot.store.db
+def alert_views(db: sqlite_utils.Database, routes: Mapping[str, Route],
+                ids: Collection[int]) -> list[AlertView]:
     return [view for alert_id in ids
-            if (view := build_alert_view(db, alert_id, bot.routes)) is not None]
+            if (view := build_alert_view(db, alert_id, routes)) is not None]
 
 
-def permalink(bot: Bot, alert_id: int) -> str | None:
+def permalink(db: sqlite_utils.Database, api: SlackApi, alert_id: int) -> str | None:
     """A link to the alert's message (its thread), once the parent is posted."""
-    posted = outbox.posted_parent(bot.store.db, alert_id)
+    posted = outbox.posted_parent(db, alert_id)
     if posted is None:
         return None
     channel, ts = posted
     try:
-        response = bot.slack_api.call("chat.getPermalink", channel=channel, message_ts=ts)
+        response = api.call("chat.getPermalink", channel=channel, message_ts=ts)
     except SlackError as exc:
         log.warning("no permalink for alert %s: %s", alert_id, exc)
         return None
@@ -90,8 +102,9 @@ def sort_for_user(views: list[AlertView], user: str) -> list[AlertView]:
     return sorted(views, key=rank)
 
 
-def summary_line(bot: Bot, view: AlertView, now: datetime) -> str:
+def summary_line(db: sqlite_utils.Database, api: SlackApi, view: AlertView,
+                 now: datetime) -> str:
     """Short id, title, state, age, owner, and a link to the thread when there is one."""
     line = render_alert_summary(view, now)
-    url = permalink(bot, view.id)
+    url = permalink(db, api, view.id)
     return f"{line} · {link(url, 'thread')}" if url else line

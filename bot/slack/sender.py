@@ -29,6 +29,7 @@ from bot.slack.client import (
     SlackApi,
     SlackError,
 )
+from bot.slack.listing import channel_of
 from bot.slack.present import build_alert_view, event_view
 from bot.slack.render import render_event, render_parent
 from bot.store import alerts as alert_store
@@ -158,8 +159,7 @@ class Sender:
 
     def _channel(self, alert_id: int) -> str | None:
         head = alert_store.head(self.store.db, alert_id)
-        route = self.routes.get(head.route) if head else None
-        return (route.channel if route else None) or self.default_channel
+        return channel_of(self.routes.get(head.route) if head else None, self.default_channel)
 
     def _deliver_parent(self, due: outbox.ParentDue) -> bool:
         channel = due.channel or self._channel(due.alert_id)

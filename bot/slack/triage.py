@@ -1,6 +1,6 @@
 """The triage actions both front doors share: the alert's buttons and the slash command.
 
-One function, ``perform``, checks who may act, applies the transition in the store,
+One method, ``Triage.perform``, checks who may act, applies the transition in the store,
 wakes Slack delivery (the parent is edited, the thread gets a reply) and words the
 answer for the person who asked. Refusals are answers too, never exceptions.
 """
@@ -8,9 +8,10 @@ answer for the person who asked. Refusals are answers too, never exceptions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 from bot.domain import triage as rules
 from bot.domain.alert_ids import short_id
@@ -18,12 +19,11 @@ from bot.domain.durations import format_duration
 from bot.domain.route import Route
 from bot.domain.triage import Refusal, SnoozeSpec
 from bot.slack import people
+from bot.slack.client import SlackApi
 from bot.slack.mrkdwn import date, escape, mention
 from bot.store import triage as triage_store
+from bot.store.db import Store
 from bot.store.triage import Outcome
-
-if TYPE_CHECKING:
-    from bot.runtime import Bot
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,24 @@ class Request:
     job: str | None = None
 
 
+class Reply(Protocol):
+    """A bisect desk's answer: whether it happened, what to tell the person, a refusal code."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def code(self) -> str | None: ...
+
+
+class BisectDesk(Protocol):
+    """What triage asks of bisects (``bot.bisect.service.Bisects`` answers it)."""
+
+    def start(self, alert_id: int, actor: str | None, job_key: str | None = None) -> Reply: ...
+    def cancel(self, alert_id: int, actor: str | None) -> Reply: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What to tell the person who acted (mrkdwn); ``code`` names a refusal's cause."""
@@ -53,55 +71,86 @@ class Answer:
     code: str | None = None
 
 
-def perform(bot: Bot, request: Request) -> Answer:
-    """Run one action for one person and say what happened."""
-    alert = short_id(request.alert_id)
-    state = triage_store.load(bot.store.db, request.alert_id)
-    if state is None:
-        return Answer(False, f"There is no alert {alert}.", "not_found")
-    route = bot.routes.get(state.route) or Route(name=state.route)
-    if request.verb in ("resolve", "bisect", "bisect_cancel"):
-        refused = _permission(bot, request, route)
+class Triage:
+    """Performs triage actions for people: checks, one transaction, a wake-up, an answer."""
+
+    def __init__(self, store: Store, routes: Mapping[str, Route], api: SlackApi,
+                 clock: Callable[[], datetime], on_change: Callable[[set[int]], None],
+                 bisects: BisectDesk) -> None:
+        self.store = store
+        self.routes = routes
+        self.api = api
+        self.clock = clock
+        self.on_change = on_change
+        self.bisects = bisects
+
+    def perform(self, request: Request) -> Answer:
+        """Run one action for one person and say what happened."""
+        alert = short_id(request.alert_id)
+        state = triage_store.load(self.store.db, request.alert_id)
+        if state is None:
+            return Answer(False, f"There is no alert {alert}.", "not_found")
+        route = self.routes.get(state.route) or Route(name=state.route)
+        if request.verb in ("resolve", "bisect", "bisect_cancel"):
+            refused = self._permission(request, route)
+            if refused is not None:
+                return refused
+        if request.verb == "bisect":
+            return self._bisect(request, state)
+        if request.verb == "bisect_cancel":
+            cancelled = self.bisects.cancel(request.alert_id, request.actor)
+            return Answer(cancelled.ok, cancelled.text, cancelled.code)
+        assignee_name = None
+        if request.verb == "assign":
+            assert request.assignee is not None
+            found, assignee_name = people.user_name(self.api, request.assignee)
+            if not found:
+                return Answer(False, f"There is no Slack user {mention(request.assignee)} "
+                                     f"(`{request.assignee}`).", "unknown_user")
+        now = self.clock()
+        with self.store.transaction() as db:
+            match request.verb:
+                case "ack":
+                    outcome = triage_store.acknowledge(db, request.alert_id, request.actor, now)
+                case "unack":
+                    outcome = triage_store.unacknowledge(db, request.alert_id, request.actor, now)
+                case "assign":
+                    outcome = triage_store.assign(db, request.alert_id, request.actor,
+                                                  request.assignee or "", now, assignee_name)
+                case "snooze":
+                    assert request.snooze is not None
+                    outcome = triage_store.snooze(db, request.alert_id, request.actor,
+                                                  request.snooze, now)
+                case "unsnooze":
+                    outcome = triage_store.unsnooze(db, request.alert_id, request.actor, now)
+                case "resolve":
+                    outcome = triage_store.resolve(db, request.alert_id, request.actor,
+                                                   request.reason, now)
+                case _:
+                    raise AssertionError(f"unknown verb {request.verb!r}")
+        if outcome.refusal is not None:
+            return Answer(False, refusal_text(alert, outcome.refusal, request.actor),
+                          outcome.refusal.code)
+        self.on_change({request.alert_id})
+        return Answer(True, _done_text(alert, request, outcome))
+
+    def _permission(self, request: Request, route: Route) -> Answer | None:
+        """Resolving and bisecting may be limited per route (``resolvers``); None: allowed."""
+        allowed = route.resolvers
+        if rules.may_act(request.actor, allowed, people.group_members(self.api, allowed)):
+            return None
+        who = ", ".join(mention(slack_id) for slack_id in allowed)
+        what = "resolve" if request.verb == "resolve" else "bisect"
+        return Answer(False, f":no_entry: Only {who} may {what} alerts of route `{route.name}`.",
+                      "forbidden")
+
+    def _bisect(self, request: Request, state: rules.TriageState) -> Answer:
+        alert = short_id(request.alert_id)
+        refused = rules.bisect_refusal(state)
         if refused is not None:
-            return refused
-    if request.verb == "bisect":
-        return _bisect(bot, request, state)
-    if request.verb == "bisect_cancel":
-        cancelled = bot.bisects.cancel(request.alert_id, request.actor)
-        return Answer(cancelled.ok, cancelled.text, cancelled.code)
-    assignee_name = None
-    if request.verb == "assign":
-        assert request.assignee is not None
-        found, assignee_name = people.user_name(bot.slack_api, request.assignee)
-        if not found:
-            return Answer(False, f"There is no Slack user {mention(request.assignee)} "
-                                 f"(`{request.assignee}`).", "unknown_user")
-    now = bot.clock()
-    with bot.store.transaction() as db:
-        match request.verb:
-            case "ack":
-                outcome = triage_store.acknowledge(db, request.alert_id, request.actor, now)
-            case "unack":
-                outcome = triage_store.unacknowledge(db, request.alert_id, request.actor, now)
-            case "assign":
-                outcome = triage_store.assign(db, request.alert_id, request.actor,
-                                              request.assignee or "", now, assignee_name)
-            case "snooze":
-                assert request.snooze is not None
-                outcome = triage_store.snooze(db, request.alert_id, request.actor,
-                                              request.snooze, now)
-            case "unsnooze":
-                outcome = triage_store.unsnooze(db, request.alert_id, request.actor, now)
-            case "resolve":
-                outcome = triage_store.resolve(db, request.alert_id, request.actor,
-                                               request.reason, now)
-            case _:
-                raise AssertionError(f"unknown verb {request.verb!r}")
-    if outcome.refusal is not None:
-        return Answer(False, refusal_text(alert, outcome.refusal, request.actor),
-                      outcome.refusal.code)
-    bot.alerts_changed({request.alert_id})
-    return Answer(True, _done_text(alert, request, outcome))
+            return Answer(False, refusal_text(alert, refused, request.actor), refused.code)
+        started = self.bisects.start(request.alert_id, request.actor, job_key=request.job)
+        return Answer(started.ok, started.text, started.code)
 
 
 def _done_text(alert: str, request: Request, outcome: Outcome) -> str:
@@ -151,29 +200,3 @@ def refusal_text(alert: str, refusal: Refusal, actor: str) -> str:
         case "bisecting":
             return f"A bisect is already running on {alert}."
     return f"{alert}: nothing changed ({refusal.code})."
-
-
-# ------------------------------------------------------------------- who may act
-
-
-def _permission(bot: Bot, request: Request, route: Route) -> Answer | None:
-    """Resolving and bisecting may be limited per route (``resolvers``); None: allowed."""
-    allowed = route.resolvers
-    if rules.may_act(request.actor, allowed, people.group_members(bot.slack_api, allowed)):
-        return None
-    who = ", ".join(mention(slack_id) for slack_id in allowed)
-    what = "resolve" if request.verb == "resolve" else "bisect"
-    return Answer(False, f":no_entry: Only {who} may {what} alerts of route `{route.name}`.",
-                  "forbidden")
-
-
-# ------------------------------------------------------------------- bisect
-
-
-def _bisect(bot: Bot, request: Request, state: rules.TriageState) -> Answer:
-    alert = short_id(request.alert_id)
-    refused = rules.bisect_refusal(state)
-    if refused is not None:
-        return Answer(False, refusal_text(alert, refused, request.actor), refused.code)
-    started = bot.bisects.start(request.alert_id, request.actor, job_key=request.job)
-    return Answer(started.ok, started.text, started.code)

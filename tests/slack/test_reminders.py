@@ -1,6 +1,6 @@
 """Reminders, escalation, snooze expiry, wake-ups and the digest, driven by an injected clock.
 
-``run_nudges`` is what the scheduler job calls each minute; here the test calls it at
+``Bot.run_nudges`` is what the scheduler job calls each minute; here the test calls it at
 chosen moments, so nothing sleeps. Thread replies are read back from a fake Slack.
 """
 
@@ -17,9 +17,7 @@ import pytest
 
 from bot.domain.triage import SnoozeSpec
 from bot.runtime import Bot
-from bot.slack.digest import run_digest
-from bot.slack.reminders import run_nudges
-from bot.slack.triage import Request, perform
+from bot.slack.triage import Request
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import (
     CHANNEL,
@@ -70,11 +68,11 @@ class Reminding:
     def at(self, minutes: float) -> dict[int, str]:
         """Tick the nudges job at ``minutes`` after the alert opened."""
         self.clock.now = self.opened + timedelta(minutes=minutes)
-        return run_nudges(self.bot)
+        return self.bot.run_nudges()
 
     def act(self, minutes: float, **request: Any) -> str:
         self.clock.now = self.opened + timedelta(minutes=minutes)
-        answer = perform(self.bot, Request(alert_id=1, actor="U1", **request))
+        answer = self.bot.triage.perform(Request(alert_id=1, actor="U1", **request))
         assert answer.ok, answer.text
         return answer.text
 
@@ -186,7 +184,7 @@ def test_two_processes_on_one_database_nudge_once(reminding: Reminding) -> None:
     assert reminding.bot.scheduler.holds_lease() and not other.scheduler.holds_lease()
     reminding.clock.now = reminding.opened + timedelta(minutes=30)
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(run_nudges, [reminding.bot, other]))
+        results = list(pool.map(Bot.run_nudges, [reminding.bot, other]))
     assert sorted(len(r) for r in results) == [0, 1]
     assert len(reminding.events("reminder")) == 1
 
@@ -212,9 +210,9 @@ def test_a_snooze_until_a_commit_ends_when_that_commit_has_results(tmp_path: Pat
         harness.act(5, verb="snooze", snooze=SnoozeSpec("sha", sha=awaited[:9]))
         assert harness.row()["snooze_sha"] == awaited[:9]  # not landed yet: kept as given
         feed(harness.bot, harness.trunk, 8, harness.clock)
-        assert run_nudges(harness.bot) == {}
+        assert harness.bot.run_nudges() == {}
         feed(harness.bot, harness.trunk, 9, harness.clock)
-        assert run_nudges(harness.bot) == {1: "snooze_expired"}
+        assert harness.bot.run_nudges() == {1: "snooze_expired"}
         harness.wait_replies("Snooze expired")
     finally:
         harness.close()
@@ -248,7 +246,7 @@ def test_console_mode_still_records_reminders(tmp_path: Path, caplog: Any) -> No
         wait_until(lambda: bot.slack_api.posted, message="the console parent")  # type: ignore[attr-defined]
         clock.now += timedelta(minutes=30)
         with caplog.at_level(logging.INFO, logger="bot.slack.client"):
-            assert run_nudges(bot) == {1: "reminder"}
+            assert bot.run_nudges() == {1: "reminder"}
             wait_until(lambda: any(":bell: Reminder" in r.getMessage() for r in caplog.records),
                        message="the console reminder")
     finally:
@@ -261,26 +259,26 @@ def test_daily_digest_once_per_channel_and_day(tmp_path: Path, fake: FakeSlack) 
         opened = harness.opened  # 15:50 UTC
         assert opened.hour == 15
         harness.act(5, verb="ack")
-        assert run_digest(harness.bot, opened.replace(minute=59)) == []  # before the hour
+        assert harness.bot.post_digest(opened.replace(minute=59)) == []  # before the hour
         at = opened.replace(hour=16, minute=5)
-        assert run_digest(harness.bot, at) == [CHANNEL]
-        assert run_digest(harness.bot, at + timedelta(hours=2)) == []
+        assert harness.bot.post_digest(at) == [CHANNEL]
+        assert harness.bot.post_digest(at + timedelta(hours=2)) == []
         harness.restart()
-        assert run_digest(harness.bot, at + timedelta(hours=3)) == []
+        assert harness.bot.post_digest(at + timedelta(hours=3)) == []
         digests = [m["text"] for m in fake.messages(CHANNEL) if "digest" in m["text"]]
         assert len(digests) == 1
         assert "Opened: *1* · resolved: *0* · still open: *1*" in digests[0]
         assert "Median time to acknowledge: *5m* · to resolve: *n/a*" in digests[0]
         assert "`A1` inductor / cuda12.8-py3.10-gcc9-sm86 / test (inductor_huggingface) " \
                "(3 commits)" in digests[0]
-        assert run_digest(harness.bot, at + timedelta(days=1)) == [CHANNEL]
+        assert harness.bot.post_digest(at + timedelta(days=1)) == [CHANNEL]
     finally:
         harness.close()
 
 
 def test_digest_is_off_without_the_setting(reminding: Reminding) -> None:
     assert reminding.bot.settings.digest_hour_utc is None
-    assert run_digest(reminding.bot, reminding.opened + timedelta(hours=12)) == []
+    assert reminding.bot.post_digest(reminding.opened + timedelta(hours=12)) == []
     assert "digest" not in reminding.bot.scheduler.jobs and "nudges" in reminding.bot.scheduler.jobs
 
 

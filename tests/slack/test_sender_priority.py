@@ -16,7 +16,7 @@ import pytest
 
 from bot.ingest.hud import parse_hud_page
 from bot.runtime import Bot
-from bot.slack.triage import Request, perform
+from bot.slack.triage import Request
 from bot.store.db import Store
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import CHANNEL, slack_settings
@@ -102,7 +102,7 @@ def test_an_alert_opening_while_replies_go_out_is_posted_before_the_rest(
         while bot.sender.run_once():
             pass
         for alert in (1, 2):  # a reply due in each thread
-            assert perform(bot, Request(verb="ack", alert_id=alert, actor="U1")).ok
+            assert bot.triage.perform(Request(verb="ack", alert_id=alert, actor="U1")).ok
         bot.sender.api = OpensAnAlertDuringTheFirstReply(
             bot, lambda: feed(bot, clock, history, 12))
         before = len(slack.calls)

@@ -18,7 +18,7 @@ from slack_bolt import Ack, App, Respond
 from bot.domain.triage import parse_snooze
 from bot.slack.client import SlackError
 from bot.slack.home import publish_home
-from bot.slack.triage import Answer, Request, Verb, perform
+from bot.slack.triage import Answer, Request, Verb
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -51,7 +51,7 @@ def _handler(bot: Bot, build: Callable[[dict[str, Any], dict[str, Any]], Request
         ack()
         try:
             request = build(body, action)
-            answer = (perform(bot, request) if isinstance(request, Request)
+            answer = (bot.triage.perform(request) if isinstance(request, Request)
                       else Answer(False, request, "bad_action"))
         except Exception:  # the person must hear something, whatever broke
             log.exception("action %s failed", action.get("action_id"))
@@ -108,7 +108,7 @@ def _tell(bot: Bot, body: dict[str, Any], answer: Answer, respond: Respond) -> N
     container = body.get("container") or {}
     user = _actor(body)
     if container.get("type") == "view":
-        publish_home(bot, user, notice=answer.text)
+        publish_home(bot.store, bot.routes, bot.slack_api, bot.clock(), user, notice=answer.text)
         return
     if answer.ok and not container.get("is_ephemeral"):
         return

@@ -18,7 +18,7 @@ from bot.slack import listing
 from bot.slack.command_text import Command, UsageError, help_text, parse_command, usage_message
 from bot.slack.mrkdwn import link
 from bot.slack.render import render_parent
-from bot.slack.triage import UNKNOWN_CODES, Request, perform
+from bot.slack.triage import UNKNOWN_CODES, Request
 from bot.store import triage as triage_store
 
 if TYPE_CHECKING:
@@ -57,13 +57,13 @@ def answer(bot: Bot, command: Command, *, name: str, text: str, user: str,
     """The ephemeral message answering a well-formed command (``text`` and maybe ``blocks``)."""
     if command.verb == "list":
         return _list(bot, channel, command.all)
-    chosen = listing.target(bot, channel, command.alert_id)
+    chosen = listing.target(bot.store.db, _channel_routes(bot, channel), command.alert_id)
     if chosen.alert_id is None:
         return {"text": usage_message(name, text, command.verb, chosen.problem or "")}
     if command.verb == "show":
         return _show(bot, chosen.alert_id, name, text)
     assignee = user if command.user == "me" else command.user
-    result = perform(bot, Request(
+    result = bot.triage.perform(Request(
         verb=command.verb, alert_id=chosen.alert_id, actor=user,  # type: ignore[arg-type]
         assignee=assignee, snooze=command.snooze, reason=command.reason, job=command.job))
     if not result.ok and result.code in UNKNOWN_CODES:
@@ -71,29 +71,34 @@ def answer(bot: Bot, command: Command, *, name: str, text: str, user: str,
     return {"text": result.text}
 
 
+def _channel_routes(bot: Bot, channel: str) -> list[str]:
+    return listing.routes_of_channel(bot.routes, bot.default_channel, channel)
+
+
 def _list(bot: Bot, channel: str, everything: bool) -> dict[str, Any]:
-    routes = None if everything else listing.routes_of_channel(bot, channel)
-    ids = triage_store.open_alert_ids(bot.store.db, routes)
+    routes = None if everything else _channel_routes(bot, channel)
+    db = bot.store.db
+    ids = triage_store.open_alert_ids(db, routes)
     where = "" if everything else " for this channel"
     if not ids:
         hint = "" if everything else " (`list all` shows every route's)"
         return {"text": f"No open alerts{where}{hint}."}
     now = bot.clock()
-    views = listing.alert_views(bot, ids[:listing.LIST_LIMIT])
+    views = listing.alert_views(db, bot.routes, ids[:listing.LIST_LIMIT])
     lines = [f"*{len(ids)} open alert{'s' if len(ids) != 1 else ''}{where}:*"]
-    lines += [listing.summary_line(bot, view, now) for view in views]
+    lines += [listing.summary_line(db, bot.slack_api, view, now) for view in views]
     if len(ids) > len(views):
         lines.append(f"_+{len(ids) - len(views)} older ones not shown._")
     return {"text": "\n".join(lines)}
 
 
 def _show(bot: Bot, alert_id: int, name: str, text: str) -> dict[str, Any]:
-    [view] = listing.alert_views(bot, [alert_id]) or [None]
+    [view] = listing.alert_views(bot.store.db, bot.routes, [alert_id]) or [None]
     if view is None:
         problem = f"There is no alert {short_id(alert_id)}."
         return {"text": usage_message(name, text, "show", problem)}
     fallback, blocks = render_parent(view)
-    url = listing.permalink(bot, alert_id)
+    url = listing.permalink(bot.store.db, bot.slack_api, alert_id)
     if url:
         blocks = [*blocks[:49], {"type": "context", "elements": [
             {"type": "mrkdwn", "text": link(url, "Open the alert's thread")}]}]

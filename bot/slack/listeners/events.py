@@ -33,6 +33,6 @@ def register(app: App, bot: Bot) -> None:
                     log.info("event %s already handled (Slack retry)", event_id)
                     return
         try:
-            publish_home(bot, str(event["user"]))
+            publish_home(bot.store, bot.routes, bot.slack_api, bot.clock(), str(event["user"]))
         except SlackError as exc:
             log.warning("could not publish the Home tab for %s: %s", event["user"], exc)
