@@ -1,20 +1,59 @@
-"""Merging the shards and attempts of one job key on one commit into a single cell."""
+"""Merging the runs of one job key on one commit into a cell: per shard by HUD's rule, then shards.
+
+Two levels, as HUD and the alert rule see a commit:
+
+1. **Shard** (HUD's ``mergeCellRuns``): every run of one shard on one commit (re-run
+   attempts, restarts on ``trunk/{sha}``, a periodic scheduled twice) is merged into one
+   verdict that depends only on the *set* of conclusions, never on who issued a run or
+   the order runs arrived in.
+2. **Key**: the shards of one job key are merged: a failed shard fails the cell, a shard
+   still running (or not reported yet) keeps it pending, a flaky shard makes it flaky.
+
+The verdicts carry the runs behind them as plain data, so the failed run behind a
+flaky pass stays linked (it is the evidence that the job is flaky).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from enum import IntEnum
 
 from bot.domain.model import CellStatus, JobResult
 
+# "failure" and "timed_out" are HUD's real failures; "startup_failure" (the workflow could
+# not start) is one too for the alert rule (domain.md section 3), although HUD ranks it
+# with the conclusions it does not know.
 FAILED = frozenset({"failure", "timed_out", "startup_failure"})
 PASSED = frozenset({"success"})
+FLAKY = "flaky"  # HUD's own verdict for a shard that failed and passed
 NO_SIGNAL = frozenset({"cancelled", "skipped", "neutral", "stale", "action_required"})
 UNFINISHED = frozenset({"queued", "waiting", "in_progress", "pending", "requested"})
 
 # "test (inductor_huggingface, 2, 3, linux.g5...)": shard 2 of 3
 _SHARD = re.compile(r"\([^,()]+,\s*(\d+)\s*,\s*(\d+)\s*(?:,[^()]*)?\)\s*$")
+
+
+class RunClass(IntEnum):
+    """HUD's class ranking of one run (``classRank`` in ``mergeCellRuns``): lower wins."""
+
+    SUCCESS = 0
+    FAILURE = 1
+    PENDING = 2  # queued or running: a finished result outranks it
+    NEUTRAL = 3
+    SKIPPED = 4
+    CANCELLED = 5  # discarded whenever any other run exists
+    OTHER = 6  # conclusions HUD does not rank (stale, action_required, ...)
+
+
+_CLASS_OF = {
+    "success": RunClass.SUCCESS, FLAKY: RunClass.SUCCESS,
+    "failure": RunClass.FAILURE, "timed_out": RunClass.FAILURE,
+    "startup_failure": RunClass.FAILURE,
+    "neutral": RunClass.NEUTRAL, "skipped": RunClass.SKIPPED, "cancelled": RunClass.CANCELLED,
+}
 
 
 def shard_total(job_name: str) -> int | None:
@@ -23,77 +62,134 @@ def shard_total(job_name: str) -> int | None:
     return int(match.group(2)) if match else None
 
 
-def attempt_outcome(result: JobResult) -> CellStatus:
-    """Classify one attempt on its own.
+def run_class(result: JobResult) -> RunClass:
+    """The class of one run on its own.
 
-    An attempt that is not completed is pending whatever its conclusion says, because
-    GitHub sends ``conclusion: null`` until the job ends. HUD reports ``flaky`` for a
-    shard that already failed and passed, so it is flaky on its own.
+    A run that is not completed is pending whatever its conclusion says, because GitHub
+    sends ``conclusion: null`` until the job ends; a completed run without a conclusion
+    is pending too (HUD reads an empty conclusion as "not concluded").
     """
-    if result.status != "completed":
-        return CellStatus.PENDING
-    conclusion = (result.conclusion or "").lower()
-    if conclusion in FAILED:
-        return CellStatus.FAILURE
-    if conclusion in PASSED:
-        return CellStatus.SUCCESS
-    if conclusion == "flaky":
-        return CellStatus.FLAKY
-    return CellStatus.NONE
+    if result.status != "completed" or not result.conclusion:
+        return RunClass.PENDING
+    return _CLASS_OF.get(result.conclusion.lower(), RunClass.OTHER)
 
 
-def attempt_order(result: JobResult) -> tuple[int, int]:
-    """Attempts of one shard in the order they ran.
+def is_failed_run(result: JobResult) -> bool:
+    """A finished run that failed: the evidence a flaky pass keeps linked."""
+    return run_class(result) is RunClass.FAILURE
 
-    ``run_attempt`` orders reruns inside a run; GitHub job ids grow monotonically, so
-    they order attempts across separate runs (a re-dispatch at the same commit).
+
+@dataclass(frozen=True, slots=True)
+class ShardVerdict:
+    """One shard on one commit after merging all its runs.
+
+    ``shown`` is the run HUD would show for the cell (best class, newest inside it).
+    ``failed_runs`` are the shard's failed runs, newest first: on a flaky pass they are
+    the runs that make it flaky; on a failure, the failures themselves. HUD's own
+    ``flaky`` verdict (a page that merged the runs already) is flaky with no failed run
+    known.
     """
-    return (result.attempt, result.job_id)
+
+    name: str
+    status: CellStatus
+    shown: JobResult
+    failed_runs: tuple[JobResult, ...] = ()
 
 
-def shard_status(attempts: Iterable[JobResult]) -> CellStatus:
-    """Status of one shard: its final attempt decides, an earlier failure makes a pass flaky.
+def _newest_first(result: JobResult) -> tuple[int, str, str]:
+    # HUD: newest inside a class by numeric job id; content breaks ties, so the choice
+    # never depends on the order the runs were read in
+    return (-result.job_id, result.conclusion or "", result.html_url or "")
 
-    Attempts without a signal (cancelled, skipped, neutral) are ignored, so a cancelled
-    rerun does not erase the failure before it.
+
+def shard_verdict(name: str, runs: Iterable[JobResult]) -> ShardVerdict:
+    """HUD's ``mergeCellRuns`` for the runs of one shard (at least one).
+
+    1. success and failure in any order: a pass, marked flaky, the failed run kept;
+    2. a cancelled run loses to any run that is not cancelled, and is no failure evidence;
+    3. otherwise the best class wins: success, failure, pending (a finished result
+       outranks a rerun still running), neutral, skipped, cancelled.
     """
-    outcomes = [attempt_outcome(a) for a in sorted(attempts, key=attempt_order)]
-    outcomes = [o for o in outcomes if o is not CellStatus.NONE]
-    if not outcomes:
-        return CellStatus.NONE
-    final = outcomes[-1]
-    if final is CellStatus.SUCCESS and CellStatus.FAILURE in outcomes[:-1]:
-        return CellStatus.FLAKY
-    return final
+    runs = sorted(runs, key=_newest_first)
+    if not runs:
+        raise ValueError(f"shard {name!r} has no runs")
+    considered = [r for r in runs if run_class(r) is not RunClass.CANCELLED] or runs
+    shown = min(considered, key=run_class)  # min is stable: the newest of the best class
+    failed = tuple(r for r in runs if is_failed_run(r))
+    match run_class(shown):
+        case RunClass.SUCCESS:
+            flaky = bool(failed) or any((r.conclusion or "").lower() == FLAKY for r in runs
+                                        if r.status == "completed")
+            status = CellStatus.FLAKY if flaky else CellStatus.SUCCESS
+        case RunClass.FAILURE:
+            status = CellStatus.FAILURE
+        case RunClass.PENDING:
+            status = CellStatus.PENDING
+        case _:
+            status = CellStatus.NONE
+    return ShardVerdict(name, status, shown, failed)
 
 
-def cell_status(results: Iterable[JobResult]) -> CellStatus:
-    """Merge every shard of one job key on one commit (domain.md section 3).
+@dataclass(frozen=True, slots=True)
+class CellVerdict:
+    """One job key on one commit: the merged status and the shard verdicts behind it."""
 
-    Precedence: any failed shard -> failure; else any unfinished (or unreported) shard
-    -> pending (no signal yet); else any flaky shard -> flaky (a pass); else any success
-    -> success; else no signal. Pending outranks flaky for the reason it outranks
-    success: a sibling still running may fail, and a pass read too early resolves an
-    ongoing breakage (which then opens again as a second alert).
+    status: CellStatus
+    shards: tuple[ShardVerdict, ...] = ()
+    missing_shards: int = 0  # shards the names announce that have not reported at all
+
+    @property
+    def flaky_shards(self) -> tuple[ShardVerdict, ...]:
+        return tuple(s for s in self.shards if s.status is CellStatus.FLAKY)
+
+    @property
+    def flaky_runs(self) -> tuple[JobResult, ...]:
+        """The failed runs behind the flaky shards: what to link when showing flakiness."""
+        return tuple(r for s in self.flaky_shards for r in s.failed_runs)
+
+    @property
+    def failed_runs(self) -> tuple[JobResult, ...]:
+        """The failed runs of the failed shards (newest first per shard)."""
+        return tuple(r for s in self.shards if s.status is CellStatus.FAILURE
+                     for r in s.failed_runs)
+
+
+_KEY_ORDER = (CellStatus.FAILURE, CellStatus.PENDING, CellStatus.FLAKY, CellStatus.SUCCESS)
+
+
+def cell_verdict(results: Iterable[JobResult]) -> CellVerdict:
+    """Merge every run of one job key on one commit (domain.md section 3).
+
+    Each shard is merged by HUD's rule (``shard_verdict``); then any failed shard ->
+    failure; else any unfinished (or unreported) shard -> pending (no signal yet); else
+    any flaky shard -> flaky (a pass); else any success -> success; else no signal.
+    Pending outranks flaky for the reason it outranks success: a sibling still running
+    may fail, and a pass read too early resolves an ongoing breakage.
     """
-    shards: dict[str, list[JobResult]] = {}
+    by_shard: dict[str, list[JobResult]] = {}
     for result in results:
-        shards.setdefault(result.job_name, []).append(result)
-    statuses = {shard_status(attempts) for attempts in shards.values()}
-    if _missing_shards(shards):
+        by_shard.setdefault(result.job_name, []).append(result)
+    shards = tuple(shard_verdict(name, runs) for name, runs in sorted(by_shard.items()))
+    missing = _missing_shards(by_shard)
+    statuses = {s.status for s in shards}
+    if missing:
         # a shard that has not reported at all is as unfinished as a queued one: without
         # this, the first shard to pass would paint the cell green while its siblings run
         statuses.add(CellStatus.PENDING)
-    for status in (CellStatus.FAILURE, CellStatus.PENDING, CellStatus.FLAKY, CellStatus.SUCCESS):
-        if status in statuses:
-            return status
-    return CellStatus.NONE
+    status = next((s for s in _KEY_ORDER if s in statuses), CellStatus.NONE)
+    return CellVerdict(status, shards, missing)
 
 
-def _missing_shards(shards: dict[str, list[JobResult]]) -> bool:
-    totals = [shard_total(name) for name in shards]
-    expected = max((t for t in totals if t is not None), default=None)
-    return expected is not None and len(shards) < expected
+def cell_status(results: Iterable[JobResult]) -> CellStatus:
+    """The status alone of ``cell_verdict``."""
+    return cell_verdict(results).status
+
+
+def _missing_shards(shards: dict[str, list[JobResult]]) -> int:
+    totals = [t for name in shards if (t := shard_total(name)) is not None]
+    if not totals:
+        return 0
+    return max(0, max(totals) - len(shards))
 
 
 def cell_time(results: Iterable[JobResult], commit_time: datetime | None) -> datetime | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.domain.cells import FLAKY
 from bot.domain.jobkey import split_job_name
 from bot.domain.model import Commit, JobResult
 from bot.domain.payload import (
@@ -29,6 +30,7 @@ FINAL_CONCLUSIONS = frozenset(
         "startup_failure",
         "flaky",
         "action_required",
+        "stale",
     }
 )
 # HUD leaves a running job's conclusion empty or says "pending"; both mean "not done".
@@ -123,11 +125,57 @@ def _check_newest_first(commits: list[Commit]) -> None:
                            "grow); HUD lists the newest commit first, so reverse shaGrid")
 
 
+def _cell_runs(cell: Mapping[str, Any], path: str, repo: str, branch: str | None, sha: str,
+               full: str, workflow: str, job_name: str) -> list[JobResult]:
+    """The runs behind one HUD cell.
+
+    HUD merges every run of a cell (``mergeCellRuns``) and, when there was more than one,
+    lists them in ``cellRuns``: each becomes its own result, so the failed run behind a
+    flaky pass keeps its link and the merge here sees the same set HUD saw. A cell without
+    ``cellRuns`` is one run, or a merged one: ``failedPreviousRun`` on a success (and the
+    older ``conclusion: "flaky"``) is HUD saying the shard failed and passed.
+    """
+    raw_runs = optional_field(cell, "cellRuns", list, f"{path}.cellRuns")
+    if raw_runs:
+        return [_run(checked(raw, dict, f"{path}.cellRuns[{i}]"), f"{path}.cellRuns[{i}]",
+                     repo, branch, sha, full, workflow, job_name, i)
+                for i, raw in enumerate(raw_runs)]
+    result = _run(cell, path, repo, branch, sha, full, workflow, job_name, None)
+    if result.conclusion == "success" and optional_field(
+            cell, "failedPreviousRun", bool, f"{path}.failedPreviousRun"):
+        result = replace(result, conclusion=FLAKY)
+    return [result]
+
+
+def _run(run: Mapping[str, Any], path: str, repo: str, branch: str | None, sha: str,
+         full: str, workflow: str, job_name: str, index: int | None) -> JobResult:
+    status, conclusion = _status(optional_field(run, "conclusion", str, f"{path}.conclusion"))
+    # a run of a cell without an id gets one from its place and content, like HUD's own key
+    ident = full if index is None else f"{full}#{index}:{conclusion}:{run.get('htmlUrl')}"
+    return JobResult(
+        repo=repo,
+        sha=sha,
+        workflow=workflow,
+        job_name=job_name,
+        job_id=_job_id(run, sha, ident, f"{path}.id"),
+        status=status,
+        conclusion=conclusion,
+        run_id=None,
+        attempt=1,
+        branch=branch,
+        html_url=optional_field(run, "htmlUrl", str, f"{path}.htmlUrl"),
+        log_url=optional_field(run, "logUrl", str, f"{path}.logUrl"),
+        failure_lines=_failure_lines(run, f"{path}.failureLines"),
+        source="hud",
+    )
+
+
 def parse_hud_page(data: Any, repo: str, branch: str | None = None) -> HudPage:
     """A decoded HUD page as commits (newest first, as HUD sends them) and job results.
 
-    Each non-empty ``jobs[i]`` cell becomes one ``JobResult`` for ``jobNames[i]``.
-    HUD shows one attempt per cell, so ``attempt`` is 1 and ``run_id`` unknown.
+    Each non-empty ``jobs[i]`` cell becomes one ``JobResult`` for ``jobNames[i]`` per run
+    behind it (see ``_cell_runs``). HUD does not say which attempt a run was, so
+    ``attempt`` is 1 and ``run_id`` unknown: the merge does not need them.
     ``branch`` is the branch the page was fetched for; the page itself does not say.
     """
     data = checked(data, dict, "page")
@@ -151,27 +199,8 @@ def parse_hud_page(data: Any, repo: str, branch: str | None = None) -> HudPage:
             if not cell:
                 continue  # the job did not run on this commit
             full, workflow, job_name = names[j]
-            status, conclusion = _status(
-                optional_field(cell, "conclusion", str, f"{cell_path}.conclusion")
-            )
-            results.append(
-                JobResult(
-                    repo=repo,
-                    sha=commit.sha,
-                    workflow=workflow,
-                    job_name=job_name,
-                    job_id=_job_id(cell, commit.sha, full, f"{cell_path}.id"),
-                    status=status,
-                    conclusion=conclusion,
-                    run_id=None,
-                    attempt=1,
-                    branch=branch,
-                    html_url=optional_field(cell, "htmlUrl", str, f"{cell_path}.htmlUrl"),
-                    log_url=optional_field(cell, "logUrl", str, f"{cell_path}.logUrl"),
-                    failure_lines=_failure_lines(cell, f"{cell_path}.failureLines"),
-                    source="hud",
-                )
-            )
+            results.extend(_cell_runs(cell, cell_path, repo, branch, commit.sha, full,
+                                      workflow, job_name))
     _check_newest_first(commits)
     return HudPage(
         commits=tuple(commits),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlite_utils
 
-from bot.domain.cells import cell_status, cell_time
+from bot.domain.cells import FLAKY, cell_status, cell_time
 from bot.domain.model import CellStatus, Commit, JobResult, PlacedCell
 from bot.store.codec import from_iso, from_json_list, to_iso, to_json_list
 
@@ -292,6 +292,10 @@ def record_result(db: sqlite_utils.Database, result: JobResult, job_key: str,
         status, conclusion, old_lines, log_url, html_url = existing
         if _status_rank(result.status) < _status_rank(status):
             return False
+        if conclusion == FLAKY and result.conclusion == "success":
+            # HUD said this run's shard failed first; a plain "success" for the same run
+            # (its webhook) knows less, and must not erase the flaky marker
+            result = replace(result, conclusion=FLAKY)
         same = (status == result.status and conclusion == result.conclusion
                 and (old_lines == lines or not result.failure_lines)
                 and (log_url == result.log_url or result.log_url is None)

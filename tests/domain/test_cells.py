@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.cells import attempt_outcome, cell_status, cell_time, shard_status, shard_total
+from bot.domain.cells import (
+    RunClass,
+    cell_status,
+    cell_time,
+    cell_verdict,
+    run_class,
+    shard_total,
+    shard_verdict,
+)
 from bot.domain.model import CellStatus, JobResult
 
 T0 = datetime(2025, 12, 9, 12, 0, tzinfo=UTC)
@@ -79,31 +87,21 @@ def test_signal_and_pass_properties() -> None:
 def test_conclusion_of_an_unfinished_attempt_is_not_trusted() -> None:
     # GitHub sends conclusion null until the end; a stray conclusion on an in_progress
     # attempt must not count as a result
-    assert attempt_outcome(run("failure", status="in_progress")) is CellStatus.PENDING
+    assert run_class(run("failure", status="in_progress")) is RunClass.PENDING
+    assert run_class(run("", status="completed")) is RunClass.PENDING
 
 
-def test_failure_then_pass_on_rerun_is_flaky() -> None:
+def test_failure_and_pass_in_either_order_is_flaky() -> None:
+    """HUD: the verdict is a function of the set of conclusions, not of which ran last."""
     assert cell_status([run("failure", attempt=1), run("success", attempt=2)]) is CellStatus.FLAKY
+    assert cell_status([run("success", attempt=1), run("failure", attempt=2)]) is CellStatus.FLAKY
 
 
-def test_pass_then_failure_on_rerun_is_failure() -> None:
-    assert cell_status([run("success", attempt=1), run("failure", attempt=2)]) is (
-        CellStatus.FAILURE)
-
-
-def test_final_attempt_decides_whatever_the_arrival_order() -> None:
-    results = [run("success", attempt=3), run("failure", attempt=1), run("failure", attempt=2)]
-    assert cell_status(results) is CellStatus.FLAKY
-    assert cell_status(reversed(results)) is CellStatus.FLAKY
-
-
-def test_rerun_as_new_run_is_ordered_by_job_id() -> None:
+def test_a_restart_on_another_run_counts_like_an_attempt() -> None:
     # a re-dispatch at the same commit starts a new run: attempt 1 again, newer job id
-    first = run("failure", job_id=10)
-    second = run("success", job_id=20)
-    assert cell_status([second, first]) is CellStatus.FLAKY
-    assert cell_status([run("success", job_id=10), run("failure", job_id=20)]) is (
-        CellStatus.FAILURE)
+    assert cell_status([run("success", job_id=10), run("failure", job_id=20)]) is CellStatus.FLAKY
+    assert cell_status([run("failure", job_id=10, attempt=2),
+                        run("success", job_id=20)]) is CellStatus.FLAKY
 
 
 def test_cancelled_rerun_keeps_the_failure() -> None:
@@ -111,15 +109,37 @@ def test_cancelled_rerun_keeps_the_failure() -> None:
         CellStatus.FAILURE)
 
 
-def test_running_rerun_after_failure_is_pending() -> None:
-    # the shard's final attempt has not finished: no failure yet, no pass either
+def test_a_finished_result_outranks_a_rerun_still_running() -> None:
     assert cell_status([run("failure", attempt=1), run("in_progress", attempt=2)]) is (
+        CellStatus.FAILURE)
+    assert cell_status([run("success", attempt=1), run("queued", attempt=2)]) is (
+        CellStatus.SUCCESS)
+    assert cell_status([run("cancelled", attempt=1), run("in_progress", attempt=2)]) is (
         CellStatus.PENDING)
+
+
+def test_flaky_verdict_keeps_the_failed_runs_linked() -> None:
+    failed = run("failure", job_id=7)
+    passed = run("success", job_id=9)
+    verdict = cell_verdict([passed, failed])
+    assert verdict.status is CellStatus.FLAKY
+    (shard_,) = verdict.shards
+    assert shard_.shown is passed and shard_.failed_runs == (failed,)
+    assert verdict.flaky_runs == (failed,)
+    # a cancelled run is no failure evidence: success + cancelled is a plain success
+    assert cell_verdict([passed, run("cancelled")]).status is CellStatus.SUCCESS
+
+
+def test_shown_run_is_the_newest_of_the_best_class() -> None:
+    older, newer = run("success", job_id=9), run("success", job_id=10)
+    assert shard_verdict("s", [newer, older]).shown is newer
+    assert shard_verdict("s", [older, newer]).shown is newer
 
 
 def test_any_failed_shard_fails_the_cell() -> None:
     results = [run("success", shard(1)), run("failure", shard(2)), run("in_progress", shard(3))]
     assert cell_status(results) is CellStatus.FAILURE
+    assert [r.conclusion for r in cell_verdict(results).failed_runs] == ["failure"]
 
 
 def test_flaky_shard_with_passing_siblings_is_flaky() -> None:
@@ -153,8 +173,8 @@ def test_all_shards_pass_is_success() -> None:
 
 def test_shards_that_have_not_reported_make_the_cell_pending() -> None:
     # the deliberate refinement: 2 of 3 shards green is not a green cell
-    assert cell_status([run("success", shard(1)), run("success", shard(3))]) is (
-        CellStatus.PENDING)
+    verdict = cell_verdict([run("success", shard(1)), run("success", shard(3))])
+    assert verdict.status is CellStatus.PENDING and verdict.missing_shards == 1
 
 
 def test_missing_shards_do_not_hide_a_failure() -> None:
@@ -186,10 +206,12 @@ def test_shard_total(name: str, total: int | None) -> None:
     assert shard_total(name) == total
 
 
-def test_shard_status_ignores_no_signal_attempts() -> None:
-    assert shard_status([run("cancelled", attempt=1)]) is CellStatus.NONE
-    assert shard_status([run("success", attempt=1), run("skipped", attempt=2)]) is (
-        CellStatus.SUCCESS)
+def test_shard_verdict_ignores_no_signal_runs_beside_a_result() -> None:
+    assert shard_verdict("s", [run("cancelled", attempt=1)]).status is CellStatus.NONE
+    assert shard_verdict("s", [run("success", attempt=1),
+                               run("skipped", attempt=2)]).status is CellStatus.SUCCESS
+    assert shard_verdict("s", [run("skipped"), run("failure")]).status is CellStatus.FAILURE
+    assert shard_verdict("s", [run("neutral"), run("skipped")]).status is CellStatus.NONE
 
 
 def test_cell_time_is_latest_completion_else_commit_time() -> None:
@@ -229,18 +251,27 @@ def test_cell_is_independent_of_arrival_order(results: list[JobResult],
     assert cell_status(shuffled) is cell_status(results)
 
 
-def _final_signal(attempts: list[JobResult]) -> JobResult | None:
-    with_signal = [a for a in sorted(attempts, key=lambda a: a.attempt)
-                   if a.conclusion not in ("cancelled", "skipped", "neutral")]
-    return with_signal[-1] if with_signal else None
+def _oracle_shard(attempts: list[JobResult]) -> str:
+    """HUD's rule restated from its prose: the set of conclusions decides."""
+    done = {a.conclusion for a in attempts if a.status == "completed" and a.conclusion}
+    failed = done & {"failure", "timed_out", "startup_failure"}
+    if done & {"success", "flaky"}:
+        return "flaky" if failed or "flaky" in done else "success"
+    if failed:
+        return "failure"
+    if any(a.status != "completed" for a in attempts):
+        return "pending"
+    return "none"
 
 
 @given(_cell_results())
-def test_cell_failure_iff_some_shard_final_signal_failed(results: list[JobResult]) -> None:
+def test_cell_matches_the_rule_restated(results: list[JobResult]) -> None:
     by_shard: dict[str, list[JobResult]] = {}
     for r in results:
         by_shard.setdefault(r.job_name, []).append(r)
-    finals = [_final_signal(attempts) for attempts in by_shard.values()]
-    failed = any(f is not None and f.conclusion in ("failure", "timed_out", "startup_failure")
-                 for f in finals)
-    assert (cell_status(results) is CellStatus.FAILURE) == failed
+    shards = {_oracle_shard(attempts) for attempts in by_shard.values()}
+    total = max((shard_total(name) or 0) for name in by_shard)
+    if len(by_shard) < total:
+        shards.add("pending")
+    expected = next((s for s in ("failure", "pending", "flaky", "success") if s in shards), "none")
+    assert cell_status(results).value == expected

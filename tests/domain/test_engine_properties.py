@@ -167,15 +167,15 @@ def ref_cell(shards: dict[str, list[tuple[int, int, str]]], total: int) -> str:
     """The issue's cell rule, from scratch: shards keyed by name, attempts (no, id, outcome)."""
     states = set()
     for attempts in shards.values():
-        signal = [o for _, _, o in sorted(attempts) if o not in NO_SIGNAL]
-        if not signal:
-            states.add("none")
-        elif signal[-1] in FAILED:
+        outcomes = {o for _, _, o in attempts}  # HUD: the set of conclusions decides
+        if "success" in outcomes:
+            states.add("flaky" if outcomes & FAILED else "success")
+        elif outcomes & FAILED:
             states.add("failure")
-        elif signal[-1] == "success":
-            states.add("flaky" if any(o in FAILED for o in signal[:-1]) else "success")
-        else:
+        elif outcomes & UNFINISHED:
             states.add("pending")
+        else:
+            states.add("none")
     if len(shards) < total:
         states.add("pending")  # a shard that has not reported is unfinished
     for status in ("failure", "pending", "flaky", "success"):  # unfinished siblings may fail

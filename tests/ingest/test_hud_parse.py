@@ -272,3 +272,66 @@ def test_lenient_where_hud_is_loose() -> None:
     assert parsed.results[0].job_id == 9001
     assert parsed.results[0].failure_lines == ()
     assert len(parsed.results) == 4
+
+
+# --- HUD's flaky markers and merged runs ---------------------------------------------------------
+
+
+def _one_cell(cell: dict[str, Any]) -> dict[str, Any]:
+    return {"shaGrid": [{"sha": "d" * 40, "jobs": [cell]}], "jobNames": NAMES[:1]}
+
+
+def test_failed_previous_run_on_a_success_is_a_flaky_pass() -> None:
+    page = parse_hud_page(_one_cell({"id": 5, "conclusion": "success",
+                                     "failedPreviousRun": True}), "pytorch/pytorch")
+    (result,) = page.results
+    assert (result.status, result.conclusion) == ("completed", "flaky")
+    plain = parse_hud_page(_one_cell({"id": 5, "conclusion": "success"}), "pytorch/pytorch")
+    assert plain.results[0].conclusion == "success"
+
+
+def test_cell_runs_become_one_result_each_with_their_own_links() -> None:
+    cell = {
+        "id": "11", "conclusion": "success", "failedPreviousRun": True,
+        "htmlUrl": "https://example.com/pass", "logUrl": "https://example.com/pass-log",
+        "cellRuns": [
+            {"id": "11", "conclusion": "success", "htmlUrl": "https://example.com/pass",
+             "isRepresentative": True},
+            {"id": "12", "conclusion": "failure", "runOrigin": "autorevert",
+             "htmlUrl": "https://example.com/fail", "logUrl": "https://example.com/fail-log",
+             "failureLines": ["boom"]},
+            {"id": "13", "conclusion": "cancelled"},
+        ],
+    }
+    page = parse_hud_page(_one_cell(cell), "pytorch/pytorch")
+    by_id = {r.job_id: r for r in page.results}
+    assert sorted(by_id) == [11, 12, 13]
+    assert by_id[11].conclusion == "success"  # the set, not the merged marker, decides
+    assert (by_id[12].conclusion, by_id[12].log_url, by_id[12].failure_lines) == (
+        "failure", "https://example.com/fail-log", ("boom",))
+
+
+def test_cell_runs_without_ids_get_distinct_stable_ids() -> None:
+    cell = {"conclusion": "success", "cellRuns": [{"conclusion": "success"},
+                                                   {"conclusion": "failure"}]}
+    first = parse_hud_page(_one_cell(cell), "pytorch/pytorch")
+    again = parse_hud_page(copy.deepcopy(_one_cell(cell)), "pytorch/pytorch")
+    ids = [r.job_id for r in first.results]
+    assert len(set(ids)) == 2 and all(i < 0 for i in ids)
+    assert ids == [r.job_id for r in again.results]
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ({"conclusion": "success", "cellRuns": {}}, "jobs[0].cellRuns: expected list, got dict"),
+        ({"conclusion": "success", "cellRuns": [3]}, "jobs[0].cellRuns[0]: expected dict, got int"),
+        ({"conclusion": "success", "cellRuns": [{"conclusion": 1}]},
+         "jobs[0].cellRuns[0].conclusion: expected str, got int"),
+        ({"conclusion": "success", "failedPreviousRun": "yes"},
+         "jobs[0].failedPreviousRun: expected bool, got str"),
+    ],
+)
+def test_malformed_markers_are_refused_by_name(cell: dict[str, Any], message: str) -> None:
+    with pytest.raises(PayloadError, match=re.escape(message)):
+        parse_hud_page(_one_cell(cell), "pytorch/pytorch")

@@ -490,9 +490,13 @@ def test_one_push_does_not_rescan_history(tmp_path: Path) -> None:
 def test_streak_walk_reads_only_as_far_as_the_streak(tmp_path: Path) -> None:
     bot = _long_history(tmp_path, 2000)
     try:
-        bot.jobs(range(1990, 2000), "failure", "b")
+        bot.ingestor.results([JobResult(
+            repo=REPO, sha=sha(i), workflow="inductor",
+            job_name="cuda12.8 / test (c, 1, 1, linux.g5)", job_id=100_000 + i,
+            status="completed", conclusion="failure" if i >= 1990 else "success",
+            completed_at=T0) for i in range(2000)])
         rows_read: list[int] = []
-        walk = history.walk_cells(bot.store.db, REPO, BRANCH, key("b"))
+        walk = history.walk_cells(bot.store.db, REPO, BRANCH, key("c"))
 
         def counted() -> Iterator[PlacedCell]:
             for cell in walk:

@@ -76,7 +76,7 @@ def settled(bot: Bot) -> bool:
 
 def test_a_429_storm_is_waited_out_with_retry_after_and_pacing(tmp_path: Path,
                                                                slack: FakeSlack) -> None:
-    trunk = broken_trunk(timm_known_until=7)
+    trunk = broken_trunk(timm_known_until=4)
     with bot_for(tmp_path, slack, pace_s=0.2) as (bot, clock):
         feed(bot, trunk, 7, clock)
         wait_until(lambda: settled(bot), message="parent posted")
@@ -105,7 +105,7 @@ def test_timeouts_longer_than_the_client_timeout_never_double_a_message(
     Retrying as soon as the backoff allows would find nothing yet and post a second
     parent; the sender waits out the doubt, finds the post and records it instead.
     """
-    trunk = broken_trunk(timm_known_until=7)
+    trunk = broken_trunk(timm_known_until=4)
     with bot_for(tmp_path, slack, in_doubt_s=1.0) as (bot, clock):
         slack.fail_next("chat.postMessage", delay=0.7)  # the parent
         feed(bot, trunk, 7, clock)
@@ -131,7 +131,7 @@ def test_a_reply_that_reached_slack_stays_sent_when_a_later_extension_supersedes
     Slack kept the post (the answer was lost), then the streak grew again before the
     retry; the retry marked the first reply superseded although it was in the thread.
     """
-    trunk = broken_trunk(timm_known_until=7)
+    trunk = broken_trunk(timm_known_until=4)
     with bot_for(tmp_path, slack, in_doubt_s=0.3) as (bot, clock):
         feed(bot, trunk, 7, clock)
         wait_until(lambda: settled(bot), message="parent posted")

@@ -135,31 +135,45 @@ class Trunk:
         }}
 
     def job_deliveries(self, index: int, name: str) -> list[dict[str, Any]]:
+        return [self._job_delivery(index, name, a) for a in self.runs.get((index, name), [])]
+
+    def _job_delivery(self, index: int, name: str, a: Attempt) -> dict[str, Any]:
         workflow, _, job = name.partition(" / ")
-        out = []
-        for a in self.runs.get((index, name), []):
-            done = a.conclusion not in ("pending", "queued", "in_progress")
-            completed = self.times[index] + timedelta(hours=1, minutes=a.attempt)
-            out.append({"event": "workflow_job", "payload": {
-                "action": "completed" if done else "in_progress",
-                "workflow_job": {
-                    "id": a.job_id, "run_id": 5000 + index, "run_attempt": a.attempt,
-                    "head_sha": self.shas[index], "head_branch": "main",
-                    "workflow_name": workflow, "name": job,
-                    "status": "completed" if done else "in_progress",
-                    "conclusion": a.conclusion if done else None,
-                    "html_url": f"https://github.com/{REPO}/actions/runs/1/job/{a.job_id}",
-                    "started_at": (completed - timedelta(minutes=30)).isoformat().replace(
-                        "+00:00", "Z"),
-                    "completed_at": completed.isoformat().replace("+00:00", "Z") if done
-                    else None,
-                    "steps": [], "labels": [], "run_url": "", "url": "", "node_id": "",
-                    "check_run_url": "", "created_at": None, "runner_id": None,
-                    "runner_name": None, "runner_group_id": None, "runner_group_name": None,
-                },
-                "repository": {"full_name": REPO},
-            }})
-        return out
+        done = a.conclusion not in ("pending", "queued", "in_progress")
+        completed = self.times[index] + timedelta(hours=1, minutes=a.attempt)
+        return {"event": "workflow_job", "payload": {
+            "action": "completed" if done else "in_progress",
+            "workflow_job": {
+                "id": a.job_id, "run_id": 5000 + index, "run_attempt": a.attempt,
+                "head_sha": self.shas[index], "head_branch": "main",
+                "workflow_name": workflow, "name": job,
+                "status": "completed" if done else "in_progress",
+                "conclusion": a.conclusion if done else None,
+                "html_url": f"https://github.com/{REPO}/actions/runs/1/job/{a.job_id}",
+                "started_at": (completed - timedelta(minutes=30)).isoformat().replace(
+                    "+00:00", "Z"),
+                "completed_at": completed.isoformat().replace("+00:00", "Z") if done
+                else None,
+                "steps": [], "labels": [], "run_url": "", "url": "", "node_id": "",
+                "check_run_url": "", "created_at": None, "runner_id": None,
+                "runner_name": None, "runner_group_id": None, "runner_group_name": None,
+            },
+            "repository": {"full_name": REPO},
+        }}
+
+    def run_delivery(self, index: int, name: str, conclusion: str, *, job_id: int | None = None,
+                     ref: str | None = None, run_id: int | None = None,
+                     attempt: int = 1) -> dict[str, Any]:
+        """One more run of a job at a commit, outside ``runs``: by default a restart
+        dispatched on ``trunk/{sha}`` (a new run, attempt 1, a newer job id)."""
+        if job_id is None:
+            self._next_id += 1
+            job_id = self._next_id
+        delivery = self._job_delivery(index, name, Attempt(conclusion, job_id, attempt))
+        job = delivery["payload"]["workflow_job"]
+        job["head_branch"] = f"trunk/{self.shas[index]}" if ref is None else ref
+        job["run_id"] = run_id if run_id is not None else 900_000 + job_id
+        return delivery
 
     def deliveries(self, shuffle_seed: int | None = None,
                    push_batch: int = 1) -> list[dict[str, Any]]:

@@ -1,0 +1,136 @@
+"""Issue #11 through ``python -m bot replay``: verdicts that agree with HUD whatever the order.
+
+Each scenario is one incident on one job; it is replayed in the order things happened,
+in other arrival orders, and (where it matters) as one HUD page, and every replay must
+tell the same story: the same alerts, ranges and resolutions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.replaying import alerts_of, essence, replay, write
+from tests.support.trunk import Trunk, ndjson, sharded
+
+(JOB,) = sharded("inductor", "inductor_timm", 1)
+KEY = "inductor / cuda12.8-py3.10-gcc9-sm86 / test (inductor_timm)"
+
+
+def incident(n: int, failing: range, salt: str) -> Trunk:
+    """One job, green except on ``failing``."""
+    trunk = Trunk.linear(n, [JOB], salt=salt)
+    for i in range(n):
+        trunk.set(i, JOB, "failure" if i in failing else "success")
+    return trunk
+
+
+def replayed(tmp_path: Path, name: str, deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    path = tmp_path / f"{name}.ndjson"
+    path.write_text(ndjson(deliveries))
+    return alerts_of(replay(path))
+
+
+def in_trunk_order(trunk: Trunk, *extra: dict[str, Any]) -> list[dict[str, Any]]:
+    return trunk.deliveries() + list(extra)
+
+
+# --- one shard, several runs: HUD's rule ------------------------------------------------------
+
+
+def test_a_restart_that_fails_after_the_push_run_passed_is_a_flaky_pass(tmp_path: Path) -> None:
+    """Green at 0, red at 1-3, green at 4; then a restart of 4 on trunk/{sha} fails.
+
+    The last run used to decide the cell: the head turned red, the alert resolved and
+    opened again as a second alert. HUD shows that cell as a flaky pass."""
+    trunk = incident(6, range(1, 4), "restart")
+    restart = trunk.run_delivery(4, JOB, "failure")
+    (alert,) = replayed(tmp_path, "restart", in_trunk_order(trunk, restart))
+    assert alert["state"] == "resolved" and alert["resolved_sha"] == trunk.shas[4]
+    (job,) = alert["jobs"]
+    assert (job["streak"], job["first_failing_sha"], job["newest_failing_sha"]) == (
+        3, trunk.shas[1], trunk.shas[3])
+    assert job["flaky"] is True  # the failed restart is evidence of flakiness
+    # the restart first, or everything in another order: the same story
+    early = replayed(tmp_path, "early", [restart, *trunk.deliveries()])
+    assert essence(early) == essence([alert])
+
+
+@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
+def test_a_newer_run_that_passed_wins_over_an_older_run_with_more_attempts(
+        tmp_path: Path) -> None:
+    """Run A failed twice (attempts 1 and 2); a restart (run B, attempt 1) passed.
+
+    Sorting by (attempt, job id) put attempt 2 last and kept the failure."""
+    trunk = incident(6, range(1, 4), "attempts")
+    trunk.set(4, JOB, "failure", "failure")  # run A: attempts 1 and 2
+    restart = trunk.run_delivery(4, JOB, "success")  # run B: attempt 1, newer job id
+    (alert,) = replayed(tmp_path, "attempts", in_trunk_order(trunk, restart))
+    assert alert["state"] == "resolved" and alert["resolved_sha"] == trunk.shas[4]
+
+
+def test_a_rerun_still_running_hides_no_finished_result(tmp_path: Path) -> None:
+    """A rerun started at the green head must not reopen the alert; a rerun of the
+    last green commit must not widen the range."""
+    trunk = incident(6, range(1, 4), "running")
+    at_head = trunk.run_delivery(5, JOB, "in_progress", attempt=2, run_id=5005)
+    at_green = trunk.run_delivery(0, JOB, "in_progress", attempt=2, run_id=5000)
+    plain = replayed(tmp_path, "plain", in_trunk_order(trunk))
+    (alert,) = replayed(tmp_path, "running", in_trunk_order(trunk, at_head, at_green))
+    assert essence([alert]) == essence(plain)
+    assert alert["state"] == "resolved" and alert["last_green_sha"] == trunk.shas[0]
+    assert alert["suspects"] == [trunk.shas[1]]
+
+
+def test_every_arrival_order_of_a_restarted_commit_agrees(tmp_path: Path) -> None:
+    """All orders of the three runs at commit 4 (push run, failed restart, rerun attempt)."""
+    trunk = incident(6, range(1, 4), "orders")
+    runs = [trunk.run_delivery(4, JOB, "failure"),
+            trunk.run_delivery(4, JOB, "in_progress", attempt=2, run_id=5004),
+            *trunk.job_deliveries(4, JOB)]
+    del trunk.runs[(4, JOB)]
+    stories = set()
+    for order in itertools.permutations(runs):
+        name = "-".join(str(d["payload"]["workflow_job"]["id"]) for d in order)
+        stories.add(repr(essence(replayed(tmp_path, name, [*trunk.deliveries(), *order]))))
+    assert len(stories) == 1
+
+
+# --- HUD's own flaky markers ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
+def test_hud_failed_previous_run_marks_the_pass_flaky(tmp_path: Path) -> None:
+    trunk = incident(6, range(1, 4), "hudmark")
+    page = trunk.hud_page()
+    cell = page["shaGrid"][1]["jobs"][0]  # commit 4, newest first
+    assert cell["conclusion"] == "success"
+    cell["failedPreviousRun"] = True
+    (alert,) = alerts_of(replay(write(tmp_path / "page.json", page)))
+    assert alert["state"] == "resolved" and alert["resolved_sha"] == trunk.shas[4]
+    assert alert["jobs"][0]["flaky"] is True
+    del cell["failedPreviousRun"]
+    (plain,) = alerts_of(replay(write(tmp_path / "plain.json", page)))
+    assert plain["jobs"][0]["flaky"] is False
+
+
+@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
+def test_hud_cell_runs_count_like_webhook_runs(tmp_path: Path) -> None:
+    """A HUD cell listing its runs gives the same story as the webhooks of those runs."""
+    trunk = incident(6, range(1, 4), "cellruns")
+    restart = trunk.run_delivery(4, JOB, "failure")
+    page = trunk.hud_page()
+    cell = page["shaGrid"][1]["jobs"][0]
+    failed = restart["payload"]["workflow_job"]
+    cell["failedPreviousRun"] = True
+    cell["cellRuns"] = [
+        {"id": str(cell["id"]), "conclusion": "success", "htmlUrl": cell["htmlUrl"]},
+        {"id": str(failed["id"]), "conclusion": "failure", "runOrigin": "autorevert",
+         "htmlUrl": failed["html_url"]},
+    ]
+    from_hud = alerts_of(replay(write(tmp_path / "page.json", page)))
+    from_webhooks = replayed(tmp_path, "hooks", in_trunk_order(trunk, restart))
+    assert essence(from_hud) == essence(from_webhooks)
