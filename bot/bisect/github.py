@@ -16,8 +16,9 @@ import httpx
 
 from bot.domain.model import JobResult
 from bot.domain.payload import PayloadError, parse_timestamp
+from bot.github import rest
+from bot.github.rest import ApiUnavailable, json_object, message, next_url
 from bot.ingest.github_payloads import job_from_api
-from bot.ingest.pollers.tick import RateLimited, Unavailable, rate_limit_pause
 
 CLOCK_SKEW = timedelta(minutes=2)  # GitHub's clock and ours may disagree a little
 CORRELATION_MARK = "inductor-bot-"  # every correlation id starts with it
@@ -55,16 +56,7 @@ class GitHubDispatcher:
     def __init__(self, api_url: str, token: str | None, *, timeout: float = 10.0,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock
-        self._client = httpx.Client(
-            base_url=api_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout),
-            headers={
-                **({"Authorization": f"Bearer {token}"} if token else {}),
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": "inductor-bot",
-            },
-        )
+        self._client = rest.client(api_url, token, timeout=timeout)
 
     def close(self) -> None:
         self._client.close()
@@ -81,7 +73,7 @@ class GitHubDispatcher:
                  inputs: Mapping[str, str]) -> None:
         """Start ``workflow_file`` on ``ref``; returns on 204.
 
-        Raises ``DispatchUncertain`` when a run may exist anyway, ``RateLimited`` when
+        Raises ``DispatchUncertain`` when a run may exist anyway, ``ApiRateLimited`` when
         GitHub asked to wait (nothing started), ``DispatchRefused`` for other 4xx.
         """
         path = f"/repos/{repo}/actions/workflows/{workflow_file}/dispatches"
@@ -96,12 +88,12 @@ class GitHubDispatcher:
             return
         if response.status_code >= 500:
             raise DispatchUncertain(f"dispatch answered {response.status_code}: "
-                                    f"{_message(response)}")
-        limited = rate_limit_pause(response, self._now())
+                                    f"{message(response)}")
+        limited = rest.rate_limit_pause(response, self._now())
         if limited is not None:
             raise limited
         raise DispatchRefused(f"GitHub refused to dispatch {workflow_file} on {ref}: "
-                              f"{response.status_code} {_message(response)}")
+                              f"{response.status_code} {message(response)}")
 
     # --- runs -------------------------------------------------------------------------
 
@@ -151,59 +143,38 @@ class GitHubDispatcher:
             if url is None:
                 break
             response = self._get(url, params)
-            data = _json(response)
+            data = json_object(response)
             try:
                 results += [job_from_api(job, repo) for job in data.get("jobs") or []]
             except PayloadError as exc:
-                raise Unavailable(f"unexpected jobs answer for run {run_id}: {exc}") from None
-            url, params = response.links.get("next", {}).get("url"), None
+                raise ApiUnavailable(f"unexpected jobs answer for run {run_id}: {exc}") from None
+            url, params = next_url(response), None
         return results
 
     def _runs(self, url: str, params: dict[str, Any]) -> Iterator[WorkflowRun]:
-        next_url: str | None = url
+        page_url: str | None = url
         query: dict[str, Any] | None = params
         for _ in range(MAX_PAGES):
-            if next_url is None:
+            if page_url is None:
                 return
-            response = self._get(next_url, query)
-            for raw in _json(response).get("workflow_runs") or []:
+            response = self._get(page_url, query)
+            for raw in json_object(response).get("workflow_runs") or []:
                 yield _run(raw)
-            next_url, query = response.links.get("next", {}).get("url"), None
+            page_url, query = next_url(response), None
 
     def _get(self, url: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
-        try:
-            response = self._client.get(url, params=params)
-        except httpx.TimeoutException as exc:
-            raise Unavailable(f"GET {url} timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise Unavailable(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
-        if response.status_code < 300 or response.status_code in (404, 410):
-            return response
-        limited = rate_limit_pause(response, self._now())
-        if limited is not None:
-            raise limited
-        raise Unavailable(f"GET {response.request.url.path} answered {response.status_code}: "
-                          f"{_message(response)}")
+        """A GET whose 404/410 is an answer (the run is gone), anything else not 2xx an error."""
+        response = rest.get(self._client, url, params=params)
+        rest.refuse(response, self._now(), allow=(404, 410))
+        return response
 
     def _now(self) -> datetime:
         return self.clock() if self.clock is not None else datetime.now(UTC)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code in (404, 410):
-        raise Unavailable(f"GET {response.request.url.path} answered {response.status_code}")
-    try:
-        data = response.json()
-    except ValueError:
-        raise Unavailable(f"GET {response.request.url.path} answered without JSON") from None
-    if not isinstance(data, dict):
-        raise Unavailable(f"GET {response.request.url.path} answered {type(data).__name__}")
-    return data
-
-
 def _run(raw: Any) -> WorkflowRun:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
-        raise Unavailable(f"unexpected workflow run object: {str(raw)[:200]}")
+        raise ApiUnavailable(f"unexpected workflow run object: {str(raw)[:200]}")
     try:
         created = parse_timestamp(raw.get("created_at"), "run.created_at")
     except PayloadError:
@@ -217,15 +188,3 @@ def _run(raw: Any) -> WorkflowRun:
         html_url=raw.get("html_url"),
         title=str(raw.get("display_title") or raw.get("name") or ""),
     )
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(data.get("message") or "")[:200] if isinstance(data, dict) else ""
-
-
-__all__ = ["CLOCK_SKEW", "CORRELATION_MARK", "DispatchRefused", "DispatchUncertain",
-           "GitHubDispatcher", "RateLimited", "Unavailable", "WorkflowRun"]

@@ -18,13 +18,12 @@ from bot.bisect.github import (
     DispatchRefused,
     DispatchUncertain,
     GitHubDispatcher,
-    RateLimited,
-    Unavailable,
 )
 from bot.domain.bisect_planner import Outcome
 from bot.domain.cells import cell_status
 from bot.domain.jobkey import WORKFLOW_SEPARATOR, job_key, strip_shard
 from bot.domain.model import CellStatus, JobResult
+from bot.github.rest import ApiRateLimited, ApiUnavailable
 from bot.store import bisects as store
 from bot.store.bisects import Bisect, Probe
 from bot.store.db import Store
@@ -121,7 +120,7 @@ def _dispatch(ctx: ProbeContext, probe: Probe) -> None:
         with ctx.store.transaction() as db:
             store.note(db, probe.id, f"{exc}; looking for the run before dispatching again")
         return
-    except RateLimited as exc:
+    except ApiRateLimited as exc:
         with ctx.store.transaction() as db:
             store.unclaim(db, probe.id, attempt, f"rate limited: {exc.reason}")
         raise
@@ -187,7 +186,7 @@ def _collect(ctx: ProbeContext, probe: Probe) -> None:
     fetched: list[JobResult] = []
     try:
         fetched = ctx.github.run_jobs(bisect.repo, probe.run_id)
-    except Unavailable as exc:  # webhooks may still have delivered them: read what is stored
+    except ApiUnavailable as exc:  # webhooks may still have delivered them: read what is stored
         log.warning("bisect %s: jobs of run %s: %s", bisect.id, probe.run_id, exc)
     if fetched:
         ctx.ingest_results(fetched)

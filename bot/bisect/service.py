@@ -18,7 +18,7 @@ import sqlite_utils
 
 from bot.bisect.config import NOT_CONFIGURED_HINT, BisectConfig, BisectConfigError, bisect_config
 from bot.bisect.culprit import UserByEmail, found_event_data
-from bot.bisect.github import GitHubDispatcher, RateLimited, Unavailable
+from bot.bisect.github import GitHubDispatcher
 from bot.bisect.github_probes import BisectBroken, ProbeContext, advance_probe
 from bot.bisect.local_probes import LocalWorkers
 from bot.config import ConfigError
@@ -35,6 +35,7 @@ from bot.domain.bisect_planner import (
 )
 from bot.domain.model import CellStatus, JobResult
 from bot.domain.route import Route
+from bot.github.rest import ApiRateLimited, ApiUnavailable
 from bot.health import Health
 from bot.schedule import Scheduler
 from bot.store import alerts as alert_store
@@ -209,7 +210,7 @@ class Bisects:
             for bisect in running:
                 try:
                     self._advance(bisect, github)
-                except (RateLimited, Unavailable) as exc:  # GitHub is busy: the next tick retries
+                except (ApiRateLimited, ApiUnavailable) as exc:  # busy: the next tick retries
                     problems += 1
                     log.warning("bisect %s waits for GitHub: %s", bisect.id, exc)
                     self.health.error("bisects", f"{type(exc).__name__}: {exc}")

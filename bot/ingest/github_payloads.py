@@ -11,7 +11,6 @@ from bot.domain.model import Commit, JobResult
 from bot.domain.payload import checked, field_of, optional_field, parse_timestamp
 
 BRANCH_REF_PREFIX = "refs/heads/"
-GITHUB_API = "https://api.github.com"
 
 _TITLE_PR = re.compile(r"\(#(\d+)\)\s*$")
 _RESOLVED_PR = re.compile(
@@ -28,11 +27,6 @@ def pr_number_from_message(message: str) -> int | None:
     title = message.split("\n", 1)[0]
     match = _TITLE_PR.search(title) or _RESOLVED_PR.search(message)
     return int(match.group(1)) if match else None
-
-
-def logs_url(repo: str, job_id: int, api: str = GITHUB_API) -> str:
-    """Where a job's log lives. Webhooks carry no log URL; this endpoint answers a redirect."""
-    return f"{api}/repos/{repo}/actions/jobs/{job_id}/logs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +106,7 @@ def _job_result(job: Mapping[str, Any], repo: str, source: str, path: str) -> Jo
         status=field_of(job, "status", str, f"{path}.status"),
         conclusion=optional_field(job, "conclusion", str, f"{path}.conclusion"),
         html_url=optional_field(job, "html_url", str, f"{path}.html_url"),
-        log_url=None,  # not in the payload; see logs_url()
+        log_url=None,  # not in the payload; see bot.github.rest.logs_url()
         started_at=parse_timestamp(job.get("started_at"), f"{path}.started_at"),
         completed_at=parse_timestamp(job.get("completed_at"), f"{path}.completed_at"),
         failure_lines=(),
@@ -125,7 +119,7 @@ def parse_workflow_job(payload: Any) -> JobResult:
 
     ``action`` must be present but is not kept: it always equals the job's
     ``status`` (queued, waiting, in_progress, completed). ``log_url`` stays ``None``
-    because the webhook has none; ``logs_url()`` builds the API endpoint.
+    because the webhook has none; ``bot.github.rest.logs_url()`` names the API endpoint.
     """
     payload = checked(payload, dict, "payload")
     field_of(payload, "action", str, "action")

@@ -11,8 +11,8 @@ from bot.bisect.github import (
     DispatchRefused,
     DispatchUncertain,
     GitHubDispatcher,
-    RateLimited,
 )
+from bot.github.rest import ApiRateLimited
 from tests.fakes.github_api import FakeGitHub
 
 REPO = "pytorch/pytorch"
@@ -73,7 +73,7 @@ def test_refusals_and_rate_limits_start_nothing(fake: FakeGitHub,
     with pytest.raises(DispatchRefused, match="404"):
         api.dispatch(REPO, "missing.yml", f"trunk/{SHA}", {})
     fake.fail_next(f"/repos/{REPO}/actions/workflows/{WORKFLOW}/dispatches", 403)
-    with pytest.raises(RateLimited):
+    with pytest.raises(ApiRateLimited):
         api.dispatch(REPO, WORKFLOW, f"trunk/{SHA}", {})
     with pytest.raises(DispatchRefused, match="422"):
         api.dispatch(REPO, WORKFLOW, f"trunk/{SHA}", {str(i): "x" for i in range(11)})

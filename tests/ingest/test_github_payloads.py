@@ -13,7 +13,6 @@ from bot.domain.model import Commit
 from bot.domain.payload import PayloadError, parse_timestamp
 from bot.ingest.github_payloads import (
     job_from_api,
-    logs_url,
     parse_push,
     parse_workflow_job,
     pr_number_from_message,
@@ -140,14 +139,6 @@ def test_job_from_api_is_a_poller_result() -> None:
 def test_job_from_api_rejects_missing_fields() -> None:
     with pytest.raises(PayloadError, match=r"^job\.head_sha: missing"):
         job_from_api(_without(JOB["workflow_job"], "head_sha"), "o/r")
-
-
-def test_logs_url() -> None:
-    assert logs_url("pytorch/pytorch", 42) == (
-        "https://api.github.com/repos/pytorch/pytorch/actions/jobs/42/logs"
-    )
-    local = logs_url("o/r", 7, api="http://127.0.0.1:9")
-    assert local == "http://127.0.0.1:9/repos/o/r/actions/jobs/7/logs"
 
 
 # --- push ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -21,16 +21,10 @@ import sqlite_utils
 from bot.domain.model import Commit
 from bot.domain.payload import PayloadError, checked, field_of, optional_field, parse_timestamp
 from bot.domain.route import Route
+from bot.github import rest as github_rest
+from bot.github.rest import ApiRateLimited, ApiUnavailable
 from bot.ingest.github_payloads import job_from_api, pr_number_from_message
-from bot.ingest.pollers.tick import (
-    DEFAULT_PAUSE,
-    PollReport,
-    RateLimited,
-    Unavailable,
-    get,
-    refuse,
-    run_tick,
-)
+from bot.ingest.pollers.tick import PollReport, run_tick
 from bot.store import history
 from bot.store import pollers as poller_store
 from bot.store.codec import from_iso, to_iso
@@ -79,19 +73,19 @@ class GitHubRest:
         self.client = client
         self.bot = bot
         self.report = report
-        self.exhausted: RateLimited | None = None
+        self.exhausted: ApiRateLimited | None = None
 
     def page(self, url: str, params: dict[str, Any] | None = None, etag: str | None = None,
              allow_missing: bool = False) -> Page:
         if self.exhausted is not None:
             raise self.exhausted
         headers = {"If-None-Match": etag} if etag else {}
-        response = get(self.client, url, params=params, headers=headers)
+        response = github_rest.get(self.client, url, params=params, headers=headers)
         self.report.requests += 1
         now = self.bot.clock()
         if allow_missing and response.status_code in (404, 410):
             return Page(None, None, None, missing=True)
-        refuse(response, now)
+        github_rest.refuse(response, now)
         self._watch_remaining(response, now)
         if response.status_code == 304:
             self.report.not_modified += 1
@@ -99,19 +93,17 @@ class GitHubRest:
         try:
             data = response.json()
         except ValueError:
-            raise Unavailable(f"GET {url} answered {response.status_code} without JSON") from None
-        next_url = response.links.get("next", {}).get("url")
-        return Page(data, response.headers.get("etag"), next_url)
+            raise ApiUnavailable(
+                f"GET {url} answered {response.status_code} without JSON") from None
+        return Page(data, response.headers.get("etag"), github_rest.next_url(response))
 
     def _watch_remaining(self, response: httpx.Response, now: datetime) -> None:
         """Stop before the limit, not at it: the token may be shared with other tools."""
         remaining = response.headers.get("x-ratelimit-remaining", "")
         if not remaining.isdigit() or int(remaining) > MIN_REMAINING:
             return
-        reset = response.headers.get("x-ratelimit-reset", "")
-        until = datetime.fromtimestamp(int(reset), UTC) if reset.isdigit() else now + DEFAULT_PAUSE
-        self.exhausted = RateLimited(max(until, now + timedelta(seconds=1)),
-                                     f"only {remaining} GitHub API requests left until reset")
+        self.exhausted = ApiRateLimited(github_rest.reset_time(response, now),
+                                        f"only {remaining} GitHub API requests left until reset")
 
 
 def commit_from_api(item: Any, path: str) -> Commit:
@@ -166,28 +158,17 @@ class GitHubPoller:
     def poll_once(self) -> PollReport:
         return run_tick(self.bot, NAME, self._tick)
 
-    def _client(self) -> httpx.Client:
-        settings = self.bot.settings
-        return httpx.Client(
-            base_url=settings.github_api_url.rstrip("/"),
-            timeout=httpx.Timeout(self.timeout),
-            headers={
-                "Authorization": f"Bearer {settings.github_token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": "inductor-bot",
-            },
-        )
-
     def _tick(self, report: PollReport) -> None:
-        with self._client() as client:
+        settings = self.bot.settings
+        with github_rest.client(settings.github_api_url, settings.github_token,
+                         timeout=self.timeout) as client:
             rest = GitHubRest(client, self.bot, report)
             for repo, branch, routes in self.targets():
                 try:
                     self._commits(rest, repo, branch, report)
                     self._runs(rest, repo, branch, routes, report)
                 except PayloadError as exc:
-                    raise Unavailable(f"unexpected GitHub answer for {repo}: {exc}") from None
+                    raise ApiUnavailable(f"unexpected GitHub answer for {repo}: {exc}") from None
 
     # --- trunk order ----------------------------------------------------------------------
 

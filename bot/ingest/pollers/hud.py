@@ -15,8 +15,9 @@ import httpx
 
 from bot.domain.model import Commit, JobResult
 from bot.domain.payload import PayloadError
+from bot.github.rest import USER_AGENT, ApiUnavailable, get, refuse
 from bot.ingest.hud import parse_hud_page
-from bot.ingest.pollers.tick import PollReport, Unavailable, get, refuse, run_tick
+from bot.ingest.pollers.tick import PollReport, run_tick
 from bot.store import history
 from bot.store import pollers as poller_store
 
@@ -45,7 +46,7 @@ class HudPoller:
 
     def _client(self) -> httpx.Client:
         settings = self.bot.settings
-        headers = {"User-Agent": "inductor-bot"}
+        headers = {"User-Agent": USER_AGENT}
         if settings.hud_token:
             headers[BOT_HEADER] = settings.hud_token
         return httpx.Client(base_url=(settings.hud_url or "").rstrip("/"),
@@ -75,7 +76,7 @@ class HudPoller:
             try:
                 page = parse_hud_page(response.json(), repo, branch)
             except (ValueError, PayloadError) as exc:
-                raise Unavailable(f"HUD page {number} of {repo}@{branch} is unusable: "
+                raise ApiUnavailable(f"HUD page {number} of {repo}@{branch} is unusable: "
                                   f"{exc}") from None
             report.pages += 1
             # pages are read at different instants: a commit landing in between shifts
