@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.bisect.service import Bisects
 from bot.config import Settings, check_slack
-from bot.health import Health
+from bot.health import Health, TooOldNotices
 from bot.ingest import pollers
 from bot.ingest.pipeline import Ingestor
 from bot.schedule import Scheduler
@@ -55,7 +55,8 @@ class Bot:
             self.store, self.slack_api, self.routes, self.health,
             default_channel=self.default_channel,
             **{"in_doubt_s": settings.slack_timeout, **(sender_options or {})})
-        self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed)
+        self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed,
+                                 on_too_old=TooOldNotices(self.health, clock))
         self.scheduler = Scheduler(self.store, self.health, clock)
         self.bisects = Bisects(
             self.store, self.routes, clock, self.health,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.domain.durations import format_duration
 from bot.domain.model import PlacedCell
 from bot.domain.streak import Streak
 
@@ -139,6 +140,37 @@ def meets_condition(streak: Streak, threshold: int, max_age: timedelta, now: dat
         return False
     when = streak.newest_failure.time
     return when is None or now - when <= max_age
+
+
+@dataclass(frozen=True, slots=True)
+class TooOld:
+    """A streak long enough to alert whose newest failure is older than ``max_age``.
+
+    The rule stays quiet on purpose (old breakages are not news), but someone feeding
+    the bot old data sees no alert and must be told why.
+    """
+
+    route: str
+    job_key: str
+    streak: int
+    newest_failure: PlacedCell
+    max_age: timedelta
+
+    def describe(self, now: datetime) -> str:
+        """One line saying what was seen and why it did not alert."""
+        when = self.newest_failure.time
+        age = f"{format_duration(now - when)} old" if when is not None else "of unknown age"
+        return (f"{self.job_key} (route {self.route}): {self.streak} failing commits in a "
+                f"row, but the newest failure ({self.newest_failure.sha[:10]}) is {age}, "
+                f"older than max_age {format_duration(self.max_age)}: no alert")
+
+
+def too_old(streak: Streak, threshold: int, max_age: timedelta, now: datetime) -> bool:
+    """Streak >= threshold and ongoing, but its newest failure is older than ``max_age``."""
+    if streak.length < threshold or streak.newest_failure is None:
+        return False
+    when = streak.newest_failure.time
+    return when is not None and now - when > max_age
 
 
 def evaluate(

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from bot.domain.alerts import Join, evaluate, meets_condition
+from bot.domain.alerts import Join, NoChange, TooOld, evaluate, meets_condition, too_old
 from bot.domain.jobkey import job_key as make_job_key
 from bot.domain.model import Commit, JobResult
 from bot.domain.route import Route
@@ -34,12 +34,14 @@ class IngestReport:
     commits_placed: int = 0
     alerts: set[int] = field(default_factory=set)
     ignored: int = 0
+    too_old: list[TooOld] = field(default_factory=list)  # met the threshold, but long ago
 
     def merge(self, other: IngestReport) -> None:
         self.results_stored += other.results_stored
         self.commits_placed += other.commits_placed
         self.alerts |= other.alerts
         self.ignored += other.ignored
+        self.too_old += other.too_old
 
 
 class Ingestor:
@@ -51,11 +53,13 @@ class Ingestor:
         routes: Sequence[Route],
         now: Callable[[], datetime],
         on_change: Callable[[set[int]], None] | None = None,
+        on_too_old: Callable[[list[TooOld]], None] | None = None,
     ) -> None:
         self.store = store
         self.routes = tuple(routes)
         self.now = now
         self.on_change = on_change
+        self.on_too_old = on_too_old
 
     # --- what is watched ------------------------------------------------------------------
 
@@ -165,6 +169,10 @@ class Ingestor:
                     triage_store.wake_if_snoozed(db, decision.alert_id, key, now)
                 if alert_id is not None:
                     report.alerts.add(alert_id)
+                if (isinstance(decision, NoChange) and streak.newest_failure is not None
+                        and too_old(streak, route.threshold, route.max_age, now)):
+                    report.too_old.append(TooOld(route.name, key, streak.length,
+                                                 streak.newest_failure, route.max_age))
 
     def _notify(self, report: IngestReport) -> None:
         if report.alerts and self.on_change is not None:
@@ -172,3 +180,8 @@ class Ingestor:
                 self.on_change(set(report.alerts))
             except Exception:  # a wake-up failure must never undo a stored result
                 log.exception("alert change listener failed")
+        if report.too_old and self.on_too_old is not None:
+            try:
+                self.on_too_old(list(report.too_old))
+            except Exception:  # telling is best effort, the result is stored
+                log.exception("too-old streak listener failed")

@@ -93,6 +93,11 @@ class Sender:
     # --- thread ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        with self.store.transaction() as db:
+            retried = outbox.retry_permanent_now(db, self.clock())
+        if retried:
+            log.info("retrying %d Slack deliveries that failed for good before this start",
+                     retried)
         self._thread = threading.Thread(target=self._loop, name="slack-sender", daemon=True)
         self._thread.start()
 

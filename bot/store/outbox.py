@@ -181,6 +181,17 @@ def record_failure(db: sqlite_utils.Database, target: str, channel: str | None, 
     return int(row[0])
 
 
+def retry_permanent_now(db: sqlite_utils.Database, now: datetime) -> int:
+    """Make every failure that waits for a human due now; returns how many.
+
+    A restart usually follows the fix (a channel configured, the bot invited, a new
+    token), so what failed for good is tried again at once, not a retry period later.
+    """
+    cursor = db.execute("UPDATE slack_failures SET retry_at = ? WHERE permanent = 1 "
+                        "AND retry_at > ?", [to_iso(now), to_iso(now)])
+    return cursor.rowcount
+
+
 def failure_attempts(db: sqlite_utils.Database, target: str) -> int:
     row = db.execute("SELECT attempts FROM slack_failures WHERE target = ?", [target]).fetchone()
     return 0 if row is None else int(row[0])

@@ -297,11 +297,22 @@ def test_old_failures_do_not_alert(bot: Bot) -> None:
     bot.push(*range(0, 5))
     bot.now = T0 + timedelta(days=3)
     bot.job(0, "success")
-    bot.jobs(range(1, 4), "failure")  # completed on day 0: older than 24 h
+    reports = [bot.job(i, "failure") for i in range(1, 4)]  # completed on day 0: > 24 h ago
     assert bot.alerts() == []
-    bot.job(4, "failure", completed_at=bot.now - timedelta(hours=23))
+    assert [r.too_old for r in reports[:2]] == [[], []], "below the threshold: nothing to say"
+    [quiet] = reports[2].too_old  # the third failure met the threshold, too late
+    assert (quiet.route, quiet.job_key, quiet.streak) == ("inductor", key("inductor_timm"), 3)
+    assert quiet.newest_failure.sha == sha(3) and quiet.max_age == timedelta(hours=24)
+    line = quiet.describe(bot.now)
+    assert line.startswith(f"{key('inductor_timm')} (route inductor): 3 failing commits")
+    assert f"({sha(3)[:10]}) is 2d" in line and "max_age 1d: no alert" in line
+    report = bot.job(4, "failure", completed_at=bot.now - timedelta(hours=23))
+    assert report.too_old == [] and report.alerts
     alert = bot.only_alert()
     assert job_of(alert, "inductor_timm") == (4, sha(1), sha(4), sha(0), False)
+    bot.push(5, after=4)
+    late = bot.job(5, "failure")  # an old time, but the job is in an open alert already
+    assert late.too_old == [] and late.alerts, "a job in an open alert is not reported"
 
 
 def test_failure_time_falls_back_to_the_commit_time(bot: Bot) -> None:

@@ -62,6 +62,7 @@ class Harness:
         self.trunk = trunk
         self.clock = FakeClock(trunk.times[0])
         self.settings = make_settings(tmp_path, slack, **route)
+        self.settings_with_channel = self.settings
         Store(self.settings.database_path).migrate()
         self.sender_options = sender_options or FAST
         self.bot = self._start()
@@ -74,6 +75,11 @@ class Harness:
     def restart(self) -> None:
         self.bot.stop()
         self.bot = self._start()
+
+    def restart_with(self, settings: Settings) -> None:
+        """Restart on the same database with changed settings (a configuration fix)."""
+        self.settings = settings
+        self.restart()
 
     def feed(self, newest: int, count: int | None = None) -> None:
         """Ingest HUD's view of commits up to ``newest`` (all of them by default)."""
@@ -288,6 +294,25 @@ def test_permanent_error_is_visible_in_health_and_retried_once_fixed(
     wait_until(harness.settled, timeout=10, message="delivered once fixed")
     assert len(harness.parents()) == 1
     wait_until(lambda: not harness.bot.health_report()["problems"], message="healthy again")
+
+
+def test_a_delivery_that_failed_for_good_is_retried_at_start_after_a_fix(
+        tmp_path: Path, slack: FakeSlack) -> None:
+    """No channel anywhere: the parent waits for a human; the fix and a restart post it at once."""
+    h = Harness(tmp_path, slack, broken_trunk(), sender_options={**FAST, "permanent_retry_s": 600})
+    h.restart_with(replace(h.settings, slack_channel=None, routes=(Route(channel=None),)))
+    try:
+        h.feed(7)
+        wait_until(lambda: h.bot.health_report()["problems"].get("slack"),
+                   message="the missing channel reported")
+        assert "no channel configured" in h.bot.health_report()["problems"]["slack"]
+        assert slack.calls_to("chat.postMessage") == []
+        h.restart_with(h.settings_with_channel)  # SLACK_CHANNEL set, then a restart
+        # the failure said "retry in 600 s"; the restart tries again now
+        wait_until(h.settled, timeout=20, message="posted right after the restart")
+        assert len(h.parents()) == 1
+    finally:
+        h.close()
 
 
 def test_rejected_blocks_fall_back_to_plain_text(harness: Harness, slack: FakeSlack) -> None:

@@ -155,6 +155,25 @@ def test_jobs_open_an_alert_and_a_redelivered_job_changes_nothing(
     assert alerts(running)[0].version == version
 
 
+def test_an_old_streak_opens_nothing_and_healthz_says_why(tmp_path: Path, caplog: Any) -> None:
+    """Two-day-old test data: no alert, one log line, and a notice that keeps /healthz 200."""
+    trunk = broken_trunk()
+    clock = Clock(BASE_TIME + timedelta(days=2))
+    caplog.set_level(logging.INFO, logger="bot.health")
+    with running_bot(tmp_path, clock=clock) as running, running.client() as client:
+        for d in trunk.deliveries() + trunk.deliveries():  # the redeliveries say it once
+            assert post(client, d["event"], d["payload"]).status_code == 200
+        assert alerts(running) == []
+        health = client.get("/healthz")
+        assert health.status_code == 200 and health.json()["ok"] is True
+        notice = health.json()["notices"]["too_old"]
+        key = "inductor / cuda12.8-py3.10-gcc9-sm86 / test (inductor_timm)"
+        assert notice.startswith(f"{key} (route inductor): 3 failing commits in a row")
+        assert "older than max_age 1d: no alert" in notice
+        logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("no alert")]
+        assert logged == [f"no alert: {notice}"]
+
+
 def test_shuffled_deliveries_give_the_same_alert_as_ordered_ones(tmp_path: Path) -> None:
     """Jobs arriving before their push wait, and are placed once the push lands."""
     trunk = broken_trunk()
