@@ -18,7 +18,8 @@ from bot.ingest import pollers
 from bot.ingest.pipeline import Ingestor
 from bot.schedule import Scheduler
 from bot.slack import people
-from bot.slack.client import ConsoleApi, SlackApi, WebApi
+from bot.slack.client import SlackApi, WebApi
+from bot.slack.console import ConsoleApi
 from bot.slack.digest import DIGEST_INTERVAL_S, run_digest
 from bot.slack.listing import routes_by_channel
 from bot.slack.reminders import NUDGE_INTERVAL_S, run_nudges
@@ -38,7 +39,9 @@ class Bot:
     """Everything one ``serve`` process runs, built from settings; ``start``/``stop`` threads."""
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now,
-                 sender_options: dict[str, Any] | None = None) -> None:
+                 sender_options: dict[str, Any] | None = None,
+                 console_write: Callable[[str], None] | None = None) -> None:
+        """``console_write`` receives console mode's printed messages (default: stdout)."""
         check_slack(settings)
         self.settings = settings
         self.clock = clock
@@ -47,14 +50,16 @@ class Bot:
         self.routes = {r.name: r for r in settings.routes}
         self.console = not settings.slack_bot_token
         self.slack_api: SlackApi = (
-            ConsoleApi() if self.console
+            ConsoleApi(console_write) if self.console
             else WebApi(settings.slack_bot_token or "", settings.slack_api_url,
                         timeout=settings.slack_timeout))
         self.default_channel = settings.slack_channel or ("console" if self.console else None)
+        # the console has no rate limit to respect: pacing would only slow the trial down
+        pacing = {"pace_s": 0.0} if self.console else {}
         self.sender = Sender(
             self.store, self.slack_api, self.routes, self.health,
-            default_channel=self.default_channel,
-            **{"in_doubt_s": settings.slack_timeout, **(sender_options or {})})
+            default_channel=self.default_channel, console=self.console,
+            **{"in_doubt_s": settings.slack_timeout, **pacing, **(sender_options or {})})
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed,
                                  on_too_old=TooOldNotices(self.health, clock))
         self.scheduler = Scheduler(self.store, self.health, clock)

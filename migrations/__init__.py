@@ -349,3 +349,13 @@ def m006_bisects(db: Database) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
     if "bisect_status" not in columns:  # m005 (triage) adds it; needed here only without m005
         db.execute("ALTER TABLE alerts ADD COLUMN bisect_status TEXT")
+
+
+@migrations()
+def m007_console_messages(db: Database) -> None:
+    """Mark parents shown only in console mode (no ``SLACK_BOT_TOKEN``).
+
+    Their channel and ts exist nowhere in Slack: once a real token is configured the
+    sender posts such alerts afresh instead of editing a message that was never sent.
+    """
+    db.execute("ALTER TABLE slack_parents ADD COLUMN console INTEGER NOT NULL DEFAULT 0")

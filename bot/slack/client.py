@@ -6,9 +6,7 @@ fall back to plain text), never by string-matching at the call site.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
 from typing import Any, Protocol
 from urllib.error import URLError
 
@@ -69,7 +67,7 @@ class MessageGone(SlackError):
 
 
 class SlackApi(Protocol):
-    """The calls the bot makes; the real client and the console stand-in both provide them."""
+    """The calls the bot makes; the real client and console mode's (``console``) provide them."""
 
     def call(self, method: str, **params: Any) -> dict[str, Any]: ...
 
@@ -120,27 +118,3 @@ class WebApi:
         except (OSError, TimeoutError) as exc:  # sent, then no answer: it may have landed
             raise InDoubt(method, f"{type(exc).__name__}: {exc}") from None
         return dict(response.data) if isinstance(response.data, dict) else {"ok": True}
-
-
-class ConsoleApi:
-    """Console mode (no ``SLACK_BOT_TOKEN``): log what would be posted, answer like Slack."""
-
-    def __init__(self) -> None:
-        self._ts = itertools.count(1)
-        self._lock = threading.Lock()
-        self.posted: list[tuple[str, dict[str, Any]]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        with self._lock:
-            ts = f"{1700000000 + next(self._ts)}.000100"
-            self.posted.append((method, params))
-        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
-            where = params.get("channel", "?")
-            thread = f" (thread {params['thread_ts']})" if params.get("thread_ts") else ""
-            log.info("[console] %s to %s%s:\n%s", method, where, thread, params.get("text", ""))
-            return {"ok": True, "channel": where, "ts": params.get("ts") or ts}
-        if method in ("conversations.history", "conversations.replies"):
-            return {"ok": True, "messages": []}
-        if method == "chat.getPermalink":
-            return {"ok": True, "permalink": f"https://slack.invalid/{params.get('channel')}"}
-        return {"ok": True}

@@ -70,6 +70,7 @@ class Sender:
         permanent_retry_s: float = 300.0,
         idle_poll_s: float = 2.0,
         in_doubt_s: float = 10.0,
+        console: bool = False,
     ) -> None:
         self.store = store
         self.api = api
@@ -83,6 +84,7 @@ class Sender:
         self.permanent_retry_s = permanent_retry_s
         self.idle_poll_s = idle_poll_s
         self.in_doubt_s = in_doubt_s
+        self.console = console  # the api prints instead of sending (no SLACK_BOT_TOKEN)
         self.holder = leases.holder_id()
         self._next_free: dict[str, float] = {}
         self._names: dict[str, str | None] = {}
@@ -95,6 +97,10 @@ class Sender:
     def start(self) -> None:
         with self.store.transaction() as db:
             retried = outbox.retry_permanent_now(db, self.clock())
+            fresh = 0 if self.console else outbox.forget_console_parents(db)
+        if fresh:
+            log.info("%d open alert(s) were only shown in console mode: posting them to Slack",
+                     fresh)
         if retried:
             log.info("retrying %d Slack deliveries that failed for good before this start",
                      retried)
@@ -147,7 +153,7 @@ class Sender:
         if self._stop.is_set():
             return worked
         blocked: set[int] = set()
-        for due in outbox.replies_due(self.store.db, self.clock()):
+        for due in outbox.replies_due(self.store.db, self.clock(), console=self.console):
             if self._stop.is_set():
                 return worked
             if due.alert_id in blocked:
@@ -167,6 +173,12 @@ class Sender:
         return channel_of(self.routes.get(head.route) if head else None, self.default_channel)
 
     def _deliver_parent(self, due: outbox.ParentDue) -> bool:
+        if due.console and not self.console:
+            # printed in console mode only: Slack never saw it, so post it afresh
+            with self.store.transaction() as db:
+                outbox.forget_console_parent(db, due.alert_id)
+            due = replace(due, channel=None, ts=None, rendered_version=0,
+                          post_started_at=None, console=False)
         channel = due.channel or self._channel(due.alert_id)
         target = f"parent:{due.alert_id}"
         if channel is None:
@@ -187,7 +199,8 @@ class Sender:
                                  due.alert_id, found)
                         with self.store.transaction() as db:
                             # version 0: the next pass edits it to the current state
-                            outbox.record_parent(db, due.alert_id, found, 0, 0, self.clock())
+                            outbox.record_parent(db, due.alert_id, found, 0, 0, self.clock(),
+                                                 console=self.console)
                         return True
                 return self._post_parent(due, channel)
             return self._update_parent(due, channel)
@@ -224,7 +237,7 @@ class Sender:
             metadata=metadata, unfurl_links=False, unfurl_media=False)
         with self.store.transaction() as db:
             outbox.record_parent(db, due.alert_id, str(response["ts"]), version, covered,
-                                 self.clock())
+                                 self.clock(), console=self.console)
             outbox.clear_failure(db, f"parent:{due.alert_id}")
         return True
 

@@ -24,6 +24,7 @@ class ParentDue:
     ts: str | None
     rendered_version: int
     post_started_at: datetime | None
+    console: bool = False  # shown only in console mode: it exists nowhere in Slack
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +46,14 @@ def parents_due(db: sqlite_utils.Database, now: datetime) -> list[ParentDue]:
     """
     rows = db.execute(
         "SELECT a.id, a.version, p.channel, p.ts, coalesce(p.rendered_version, 0), "
-        "p.post_started_at FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id "
+        "p.post_started_at, coalesce(p.console, 0) "
+        "FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id "
         "WHERE (p.alert_id IS NULL OR p.ts IS NULL OR p.rendered_version < a.version) "
         "AND NOT EXISTS (SELECT 1 FROM slack_failures f WHERE f.target = 'parent:' || a.id "
         "AND f.retry_at > ?) ORDER BY p.ts IS NOT NULL, a.id LIMIT 50",
         [to_iso(now)],
     ).fetchall()
-    return [ParentDue(r[0], r[1], r[2], r[3], r[4], from_iso(r[5])) for r in rows]
+    return [ParentDue(r[0], r[1], r[2], r[3], r[4], from_iso(r[5]), bool(r[6])) for r in rows]
 
 
 def first_post_due(db: sqlite_utils.Database, now: datetime) -> bool:
@@ -72,14 +74,35 @@ def mark_parent_started(db: sqlite_utils.Database, alert_id: int, covered_event_
 
 
 def record_parent(db: sqlite_utils.Database, alert_id: int, ts: str, version: int,
-                  covered_event_id: int, now: datetime) -> None:
-    """Store the parent's ts; ``covered_event_id`` is the newest event the post already shows."""
+                  covered_event_id: int, now: datetime, console: bool = False) -> None:
+    """Store the parent's ts; ``covered_event_id`` is the newest event the post already shows.
+
+    ``console`` marks a parent only printed in console mode, never sent to Slack.
+    """
     db.execute(
         "UPDATE slack_parents SET ts = ?, rendered_version = max(rendered_version, ?), "
         "posted_at = coalesce(posted_at, ?), updated_at = ?, "
-        "covered_event_id = max(covered_event_id, ?) WHERE alert_id = ?",
-        [ts, version, to_iso(now), to_iso(now), covered_event_id, alert_id],
+        "covered_event_id = max(covered_event_id, ?), console = ? WHERE alert_id = ?",
+        [ts, version, to_iso(now), to_iso(now), covered_event_id, int(console), alert_id],
     )
+
+
+def forget_console_parent(db: sqlite_utils.Database, alert_id: int) -> None:
+    """Drop a parent that was only printed in console mode: the next post is a fresh one."""
+    db.execute("DELETE FROM slack_parents WHERE alert_id = ? AND console = 1", [alert_id])
+
+
+def forget_console_parents(db: sqlite_utils.Database) -> int:
+    """Drop the console-only parents of alerts still open; returns how many.
+
+    Once Slack is configured these are posted afresh, in their route's channel: editing
+    them would send ``chat.update`` for a ts Slack never issued. Resolved alerts keep
+    theirs (nothing new to say) until they change again.
+    """
+    cursor = db.execute(
+        "DELETE FROM slack_parents WHERE console = 1 AND alert_id IN "
+        "(SELECT id FROM alerts WHERE state != 'resolved')")
+    return cursor.rowcount
 
 
 def record_update(db: sqlite_utils.Database, alert_id: int, version: int, now: datetime) -> None:
@@ -111,12 +134,17 @@ def max_event_id(db: sqlite_utils.Database, alert_id: int) -> int:
     return int(row[0])
 
 
-def replies_due(db: sqlite_utils.Database, now: datetime, limit: int = 100) -> list[ReplyDue]:
-    """Events with no settled reply yet, oldest first, for alerts whose parent is posted."""
+def replies_due(db: sqlite_utils.Database, now: datetime, limit: int = 100,
+                console: bool = False) -> list[ReplyDue]:
+    """Events with no settled reply yet, oldest first, for alerts whose parent is posted.
+
+    Outside console mode a parent only printed in console mode has no thread to reply in.
+    """
     rows = db.execute(
         "SELECT e.id, e.alert_id, e.kind, p.channel, p.ts, p.covered_event_id, "
         "r.post_started_at FROM alert_events e "
         "JOIN slack_parents p ON p.alert_id = e.alert_id AND p.ts IS NOT NULL "
+        "AND (p.console = 0 OR ?) "
         "LEFT JOIN slack_replies r ON r.event_id = e.id "
         "WHERE (r.event_id IS NULL OR r.state = 'pending') "
         # an event waits while it, or an earlier event of its alert, is backing off:
@@ -124,7 +152,7 @@ def replies_due(db: sqlite_utils.Database, now: datetime, limit: int = 100) -> l
         "AND NOT EXISTS (SELECT 1 FROM slack_failures f JOIN alert_events e2 "
         "ON f.target = 'reply:' || e2.id WHERE e2.alert_id = e.alert_id AND e2.id <= e.id "
         "AND f.retry_at > ?) ORDER BY e.id LIMIT ?",
-        [to_iso(now), limit],
+        [int(console), to_iso(now), limit],
     ).fetchall()
     return [ReplyDue(r[0], r[1], r[2], r[3], r[4], r[5], from_iso(r[6])) for r in rows]
 

@@ -16,16 +16,18 @@ from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_r
 from slack_bolt.request.internals import parse_body
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
+from bot.slack.console import ConsoleAnswers, ConsoleApi
 from bot.web.limits import Refusal, error, read_body
 from bot.web.signatures import SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER, verify_slack
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
 
-NOT_CONFIGURED = "Slack is not configured (SLACK_BOT_TOKEN): the bot runs in console mode"
+NOT_CONFIGURED = ("SLACK_SIGNING_SECRET is not set: the bot cannot check Slack's requests "
+                  "(in console mode any value will do; sign requests with the same value)")
 NOT_VERIFIED = ("X-Slack-Signature or X-Slack-Request-Timestamp is missing, wrong, or more "
                 "than five minutes old")
 
@@ -88,7 +90,17 @@ def routes(bot: Bot) -> list[HttpRoute]:
         except Refusal as refusal:
             return refusal.response()
         bolt_request = to_bolt_request(request, body)
+        answers = None
+        if isinstance(bot.slack_api, ConsoleApi):
+            # console mode: answers are printed, and a command's goes back in this response
+            answers = ConsoleAnswers(bot.slack_api, parsed)
+            bolt_request.context["respond"] = answers
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        if answers is not None:
+            answers.acknowledged(str(bolt_response.body or ""))
+            answer = answers.http_answer()
+            if bolt_response.status == 200 and not bolt_response.body and answer is not None:
+                return JSONResponse(answer)
         return to_starlette_response(bolt_response)
 
     return [HttpRoute("/slack/events", slack_events, methods=["POST"])]

@@ -323,22 +323,26 @@ def test_rejected_blocks_fall_back_to_plain_text(harness: Harness, slack: FakeSl
     assert "broken-inductor" in parent["text"]
 
 
-def test_console_mode_logs_instead_of_posting(tmp_path: Path,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_console_mode_prints_instead_of_posting(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     trunk = broken_trunk()
     settings = replace(Settings(), database_path=str(tmp_path / "c.db"), scheduler_enabled=False,
                        routes=(Route(),))
     Store(settings.database_path).migrate()
     clock = FakeClock(trunk.times[7] + timedelta(minutes=90))
     bot = Bot(settings, clock=clock, sender_options=FAST)
-    caplog.set_level("INFO", logger="bot.slack.client")
     bot.start()
     try:
         page = parse_hud_page(trunk.hud_page(7), REPO, "main")
         bot.ingestor.commits(REPO, "main", list(reversed(page.commits)))
         bot.ingestor.results(page.results)
-        wait_until(lambda: "[console] chat.postMessage" in caplog.text, message="console post")
-        assert "broken-inductor" in caplog.text
+        wait_until(lambda: bot.health_report()["outbox"]["parents_pending"] == 0,
+                   message="console post")
+        printed = capsys.readouterr().out
+        assert printed.startswith("── #console · new message ")
+        assert "[P2] broken-inductor" in printed and "`RuntimeError: CUDA error" in printed
         assert bot.health_report()["slack"] == "console"
+        row = bot.store.db.execute("SELECT channel, console FROM slack_parents").fetchone()
+        assert row == ("console", 1), "recorded as shown only in console mode"
     finally:
         bot.stop()

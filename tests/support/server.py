@@ -75,7 +75,10 @@ def started_bot(settings: Settings, clock: Clock | None = None,
     store = Store(settings.database_path)
     store.migrate()
     store.close()
-    bot = Bot(settings, clock=clock or Clock(), sender_options=sender_options)
+    # console mode keeps its transcript (bot.slack_api.transcript) but prints nothing here:
+    # a sender thread printing between tests would write past pytest's capture
+    bot = Bot(settings, clock=clock or Clock(), sender_options=sender_options,
+              console_write=lambda text: None)
     bot.start()
     return bot
 

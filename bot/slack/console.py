@@ -1,0 +1,132 @@
+"""Console mode (no ``SLACK_BOT_TOKEN``): Slack played locally, every message printed as read.
+
+``ConsoleApi`` answers each Web API call the way Slack would, sends nothing anywhere, and
+prints what a person in the channel would see: new messages, edits (the whole message
+as it now reads) and thread replies, ephemeral notes and Home tabs. ``ConsoleAnswers``
+stands in for Bolt's ``respond`` (the ``response_url`` answer Slack would show), so slash
+commands and clicks are answered on the console as well.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.slack.block_text import message_text, view_text
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[str], None]
+
+
+def _stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+class ConsoleApi:
+    """The Web API in console mode: answers like Slack, shows each message as text."""
+
+    def __init__(self, write: Write | None = None) -> None:
+        self._write = write or _stdout
+        self._lock = threading.Lock()
+        self._serial = itertools.count(1)
+        self.posted: list[tuple[str, dict[str, Any]]] = []  # every call, in order
+        self.transcript: list[str] = []  # every message shown, as printed
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        with self._lock:
+            # unique across restarts, shaped like Slack's: seconds.serial
+            ts = f"{int(time.time())}.{next(self._serial):06d}"
+            self.posted.append((method, params))
+        channel = str(params.get("channel") or "")
+        if method == "chat.postMessage":
+            thread = params.get("thread_ts")
+            what = f"reply in the thread of {thread}" if thread else f"new message {ts}"
+            self.show(f"#{channel} · {what}", message_text(params.get("text"),
+                                                           params.get("blocks")),
+                      indent="  ↳ " if thread else "")
+            return {"ok": True, "channel": channel, "ts": ts,
+                    "message": {"ts": ts, "text": params.get("text", "")}}
+        if method == "chat.update":
+            self.show(f"#{channel} · message {params.get('ts')} edited, now reads",
+                      message_text(params.get("text"), params.get("blocks")))
+            return {"ok": True, "channel": channel, "ts": params.get("ts")}
+        if method == "chat.postEphemeral":
+            self.show(f"#{channel} · only @{params.get('user')} sees this",
+                      message_text(params.get("text"), params.get("blocks")))
+            return {"ok": True, "message_ts": ts}
+        if method == "views.publish":
+            view = params.get("view") or {}
+            self.show(f"App Home of @{params.get('user_id')}",
+                      view_text(view if isinstance(view, Mapping) else {}))
+            return {"ok": True, "view": {"id": f"VCONSOLE{ts}"}}
+        if method in ("conversations.history", "conversations.replies"):
+            return {"ok": True, "messages": [], "has_more": False}
+        if method == "chat.getPermalink":
+            return {"ok": True, "permalink": f"console://{channel}/{params.get('message_ts')}"}
+        if method == "usergroups.users.list":
+            return {"ok": True, "users": []}
+        # users.info, users.lookupByEmail and the rest: Slack knows nobody here
+        return {"ok": True}
+
+    def show(self, header: str, body: str, indent: str = "") -> None:
+        """Print one message under a header line naming where it went and what it is."""
+        lines = body.splitlines() or [""]
+        text = "\n".join([f"── {header} ──", *(indent + line for line in lines)])
+        log.debug("console: %s", header)
+        with self._lock:
+            self.transcript.append(text)
+            self._write(text + "\n\n")
+
+
+class ConsoleAnswers:
+    """Bolt's ``respond`` for one request in console mode: prints and keeps each answer.
+
+    Slack would show these at the request's ``response_url``; here nothing is sent. A
+    slash command's answer also goes back in the HTTP response, which Slack shows too.
+    """
+
+    def __init__(self, console: ConsoleApi, request: Mapping[str, Any]) -> None:
+        self.console = console
+        self.messages: list[dict[str, Any]] = []
+        self.command = request.get("command")
+        user = request.get("user_id") or (request.get("user") or {}).get("id") or "?"
+        self.user = str(user)
+        if self.command:
+            self.origin = f"{self.command} {request.get('text') or ''}".strip()
+        else:
+            actions = request.get("actions") or [{}]
+            self.origin = f"the click on {actions[0].get('action_id', '?')}"
+
+    def __call__(self, text: str | Mapping[str, Any] = "", blocks: Any = None,
+                 response_type: str | None = None, **options: Any) -> None:
+        message: dict[str, Any] = dict(text) if isinstance(text, Mapping) else {"text": text}
+        if blocks is not None:
+            message["blocks"] = blocks
+        if response_type is not None:
+            message["response_type"] = response_type
+        message.update({k: v for k, v in options.items() if v is not None})
+        self.messages.append(message)
+        self.console.show(f"answer to {self.origin} · only @{self.user} sees this",
+                          message_text(message.get("text"), message.get("blocks")))
+
+    def acknowledged(self, body: str) -> None:
+        """Show an answer given in the acknowledgement itself (help, usage errors)."""
+        try:
+            message = json.loads(body) if body else None
+        except ValueError:
+            message = {"text": body}
+        if isinstance(message, dict) and (message.get("text") or message.get("blocks")):
+            self.console.show(f"answer to {self.origin} · only @{self.user} sees this",
+                              message_text(message.get("text"), message.get("blocks")))
+
+    def http_answer(self) -> dict[str, Any] | None:
+        """What to answer a slash command with over HTTP: its last ``respond`` message."""
+        return self.messages[-1] if self.command and self.messages else None
