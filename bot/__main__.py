@@ -11,11 +11,11 @@ import logging
 import sys
 
 from bot.bisect import cli as bisect_cli
-from bot.commands import migrate, serve
+from bot.commands import demo, migrate, serve
 from bot.config import ConfigError, log_level
 from bot.ingest import replay
 
-COMMANDS = (serve, migrate, replay, bisect_cli)
+COMMANDS = (serve, migrate, replay, bisect_cli, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,7 +91,7 @@ class Bot:
         self.bolt = build_bolt_app(self)
         self._register_jobs()  # checks every route's bisect settings: before any thread runs
         if self.console:
-            log.info("console mode: no SLACK_BOT_TOKEN, Slack messages are written to the log")
+            log.info("console mode: no SLACK_BOT_TOKEN, Slack messages are printed on stdout")
         self.sender.start()
         if self.settings.scheduler_enabled:
             self.scheduler.start()

@@ -36,23 +36,40 @@ _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
 
 class Footnotes:
-    """Numbered link targets of one message, each URL once."""
+    """Numbered link targets of one message, each URL once.
+
+    Kept across edits of the same message, a URL keeps its number: an edit then
+    changes only the lines that really changed.
+    """
 
     def __init__(self) -> None:
-        self.urls: list[str] = []
+        self._numbers: dict[str, int] = {}
+        self._used: list[str] = []
+
+    def begin(self) -> None:
+        """Start rendering one version of the message."""
+        self._used = []
 
     def number(self, url: str) -> int:
-        if url not in self.urls:
-            self.urls.append(url)
-        return self.urls.index(url) + 1
+        number = self._numbers.setdefault(url, len(self._numbers) + 1)
+        if url not in self._used:
+            self._used.append(url)
+        return number
 
     def lines(self) -> list[str]:
-        return [f"[{n}] {url}" for n, url in enumerate(self.urls, start=1)]
+        """The links this version uses, by number."""
+        return [f"[{self._numbers[url]}] {url}"
+                for url in sorted(self._used, key=self._numbers.__getitem__)]
 
 
-def message_text(text: str | None, blocks: Sequence[Mapping[str, Any]] | None = None) -> str:
-    """One message (its blocks, else its text) as lines of plain text with link footnotes."""
-    notes = Footnotes()
+def message_text(text: str | None, blocks: Sequence[Mapping[str, Any]] | None = None,
+                 notes: Footnotes | None = None) -> str:
+    """One message (its blocks, else its text) as lines of plain text with link footnotes.
+
+    Pass the ``notes`` of an earlier version of the same message to keep its numbers.
+    """
+    notes = notes if notes is not None else Footnotes()
+    notes.begin()
     if blocks:
         lines = [line for block in blocks for line in block_lines(block, notes)]
     else:

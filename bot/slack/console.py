@@ -9,20 +9,23 @@ commands and clicks are answered on the console as well.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import logging
+import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.slack.block_text import message_text, view_text
+from bot.slack.block_text import Footnotes, message_text, view_text
 
 log = logging.getLogger(__name__)
 
 Write = Callable[[str], None]
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)\|([^<>|]+)>")
 
 
 def _stdout(text: str) -> None:
@@ -38,6 +41,9 @@ class ConsoleApi:
         self._lock = threading.Lock()
         self._serial = itertools.count(1)
         self.posted: list[tuple[str, dict[str, Any]]] = []  # every call, in order
+        # (channel, ts) -> the message as last shown, and its link numbers
+        self._shown: dict[tuple[str, str], tuple[str, Footnotes]] = {}
+        self._names: dict[str, str] = {}  # user id -> name, learnt from requests
         self.transcript: list[str] = []  # every message shown, as printed
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -49,14 +55,21 @@ class ConsoleApi:
         if method == "chat.postMessage":
             thread = params.get("thread_ts")
             what = f"reply in the thread of {thread}" if thread else f"new message {ts}"
-            self.show(f"#{channel} · {what}", message_text(params.get("text"),
-                                                           params.get("blocks")),
-                      indent="  ↳ " if thread else "")
+            notes = Footnotes()
+            shown = message_text(params.get("text"), params.get("blocks"), notes)
+            with self._lock:
+                self._shown[(channel, ts)] = (shown, notes)
+            self.show(f"#{channel} · {what}", shown, reply=bool(thread))
             return {"ok": True, "channel": channel, "ts": ts,
                     "message": {"ts": ts, "text": params.get("text", "")}}
         if method == "chat.update":
-            self.show(f"#{channel} · message {params.get('ts')} edited, now reads",
-                      message_text(params.get("text"), params.get("blocks")))
+            edited = str(params.get("ts"))
+            with self._lock:
+                before, notes = self._shown.get((channel, edited), (None, Footnotes()))
+            shown = message_text(params.get("text"), params.get("blocks"), notes)
+            with self._lock:
+                self._shown[(channel, edited)] = (shown, notes)
+            self.show(*_edit(f"#{channel} · message {edited} edited", before, shown))
             return {"ok": True, "channel": channel, "ts": params.get("ts")}
         if method == "chat.postEphemeral":
             self.show(f"#{channel} · only @{params.get('user')} sees this",
@@ -73,17 +86,50 @@ class ConsoleApi:
             return {"ok": True, "permalink": f"console://{channel}/{params.get('message_ts')}"}
         if method == "usergroups.users.list":
             return {"ok": True, "users": []}
+        if method == "users.info":
+            with self._lock:
+                name = self._names.get(str(params.get("user") or ""))
+            if name:
+                return {"ok": True, "user": {"id": params.get("user"), "name": name,
+                                             "profile": {"display_name": name}}}
         # users.info, users.lookupByEmail and the rest: Slack knows nobody here
         return {"ok": True}
 
-    def show(self, header: str, body: str, indent: str = "") -> None:
-        """Print one message under a header line naming where it went and what it is."""
-        lines = body.splitlines() or [""]
-        text = "\n".join([f"── {header} ──", *(indent + line for line in lines)])
+    def learn_name(self, user_id: str, name: str) -> None:
+        """Remember a person's name from a request (Slack would answer users.info with it)."""
+        if user_id and name:
+            with self._lock:
+                self._names[user_id] = name
+
+    def show(self, header: str, body: str, reply: bool = False) -> None:
+        """Print one message under a header line naming where it went and what it is.
+
+        A thread reply is indented under a ``↳``, as Slack shows it under its parent.
+        """
+        lines = body.splitlines()
+        if reply:
+            lines = [("  ↳ " if i == 0 else "    ") + line if line else ""
+                     for i, line in enumerate(lines)]
+        text = "\n".join([f"── {header} ──", *lines])
         log.debug("console: %s", header)
         with self._lock:
             self.transcript.append(text)
             self._write(text + "\n\n")
+
+
+def _edit(header: str, before: str | None, after: str) -> tuple[str, str]:
+    """An edit as a reader notices it: the lines that changed (``-`` was, ``+`` now).
+
+    The whole message when its earlier text is unknown (posted before a restart).
+    """
+    if before is None:
+        return f"{header}, now reads", after
+    changed = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(),
+                                                     lineterm="", n=0)
+               if not line.startswith(("---", "+++", "@@"))]
+    if not changed:
+        return f"{header} (no visible change)", ""
+    return header, "\n".join(f"{line[0]} {line[1:]}" for line in changed)
 
 
 class ConsoleAnswers:
@@ -97,8 +143,12 @@ class ConsoleAnswers:
         self.console = console
         self.messages: list[dict[str, Any]] = []
         self.command = request.get("command")
-        user = request.get("user_id") or (request.get("user") or {}).get("id") or "?"
-        self.user = str(user)
+        who = request.get("user") if isinstance(request.get("user"), Mapping) else {}
+        self.user = str(request.get("user_id") or who.get("id") or "?")
+        console.learn_name(self.user, str(request.get("user_name") or who.get("username")
+                                          or who.get("name") or ""))
+        for user_id, name in _MENTION.findall(str(request.get("text") or "")):
+            console.learn_name(user_id, name)  # "assign <@U0ALICE|alice>" names alice
         if self.command:
             self.origin = f"{self.command} {request.get('text') or ''}".strip()
         else:

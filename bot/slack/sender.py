@@ -91,6 +91,9 @@ class Sender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._passes = threading.Condition()
+        self._passes_started = 0
+        self._last_idle_pass = 0  # the number of the last pass that had nothing to send
 
     # --- thread ---------------------------------------------------------------------------
 
@@ -121,14 +124,33 @@ class Sender:
     def wake(self, _alert_ids: object = None) -> None:
         self._wake.set()
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until a pass begun after this call finds nothing left to send; True if so.
+
+        For a caller that must see everything an earlier change caused before it goes on:
+        the demo prints each step's messages under that step. Replies held back on
+        purpose (a coalesced "still failing") do not count as left to send.
+        """
+        with self._passes:
+            target = self._passes_started + 1
+        self.wake()
+        with self._passes:
+            return self._passes.wait_for(lambda: self._last_idle_pass >= target, timeout)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            with self._passes:
+                self._passes_started += 1
+                number = self._passes_started
             try:
                 worked = self.run_once()
             except Exception:  # the sender must outlive any one bad pass
                 log.exception("slack sender pass failed")
                 worked = False
             if not worked:
+                with self._passes:
+                    self._last_idle_pass = number
+                    self._passes.notify_all()
                 self._wake.wait(self.idle_poll_s)
                 self._wake.clear()
 

@@ -146,10 +146,13 @@ def test_a_whole_incident_is_shown_answered_and_nothing_reaches_slack(
     # /inductor ack: answered, the parent visibly edited, a quiet reply in the thread
     acked = console.command("ack")
     assert "You acknowledged A1" in acked.json()["text"]
-    edited = console.shown("edited, now reads", "👀 Acknowledged by @U1")
-    assert "[ Unacknowledge ]" in edited and "[ Acknowledge ]" not in edited
+    edited = console.shown("edited ──", "Acknowledged by @U1")
+    assert edited.splitlines()[1:] == [  # what changed, as a reader notices it
+        "- 🔴 Open", "+ 👀 Acknowledged by @U1",
+        "- [ Acknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Resolve ]",
+        "+ [ Unacknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Resolve ]"]
     reply = console.shown("reply in the thread of", "Acknowledged by")
-    assert reply.splitlines()[1].startswith("  ↳ 👀 Acknowledged by `U1`")
+    assert reply.splitlines()[1] == "  ↳ 👀 Acknowledged by u1", "named as the command named them"
 
     # a refused click is answered to the clicker (Slack ignores a click's HTTP body)
     assert console.click("alert_ack", "1").status_code == 200
@@ -223,3 +226,20 @@ def test_a_real_token_later_posts_fresh_messages_instead_of_editing_console_ones
         assert nobody.violations == []
     finally:
         bot.stop()
+
+
+def test_an_edit_shows_what_changed_or_the_whole_message_when_the_first_is_unknown() -> None:
+    shown: list[str] = []
+    api = ConsoleApi(shown.append)
+    posted = api.call("chat.postMessage", channel="C1", text="*Open* <https://x.example/a|log>")
+    api.call("chat.update", channel="C1", ts=posted["ts"],
+             text="*Closed* <https://x.example/a|log>")
+    api.call("chat.update", channel="C1", ts=posted["ts"],
+             text="*Closed* <https://x.example/a|log>")
+    api.call("chat.update", channel="C1", ts="1.000009", text="from before a restart")
+    assert shown[1] == (f"── #C1 · message {posted['ts']} edited ──\n"
+                        "- Open log[1]\n+ Closed log[1]\n\n"), "the link keeps its number"
+    assert shown[2] == f"── #C1 · message {posted['ts']} edited (no visible change) ──\n\n"
+    assert shown[3] == ("── #C1 · message 1.000009 edited, now reads ──\n"
+                        "from before a restart\n\n")
+    assert api.transcript == [text.rstrip("\n") for text in shown]
