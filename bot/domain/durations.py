@@ -21,14 +21,19 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """``3h12m``, ``45m``, ``2d4h``: the two largest units, for people to read."""
-    seconds = max(0, int(delta.total_seconds()))
-    parts: list[str] = []
-    for unit in ("d", "h", "m", "s"):
-        size = _UNITS[unit]
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-        if len(parts) == 2:
-            break
-    return "".join(parts)
+    """``45m``, ``3h12m``, ``2d4h``, ``30s``: the largest unit and, below a minute's, the next.
+
+    Two adjacent units are enough to tell "just broke" from "broken all weekend", so a
+    day and one minute reads ``1d`` and ninety seconds ``1m``; seconds show only alone.
+    """
+    total = max(0, int(delta.total_seconds()))
+    days, rest = divmod(total, _UNITS["d"])
+    hours, rest = divmod(rest, _UNITS["h"])
+    minutes, seconds = divmod(rest, _UNITS["m"])
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{seconds}s"

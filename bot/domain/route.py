@@ -39,9 +39,6 @@ class Route:
     extend_interval: timedelta = timedelta(minutes=30)
     bisect: dict[str, object] = field(default_factory=dict)
 
-    def watches_repo(self, repo: str, branch: str | None) -> bool:
-        return repo == self.repo and (branch is None or branch == self.branch)
-
     def watches_job(self, workflow: str, job_name: str) -> bool:
         """True when the workflow matches and the full job name is not excluded.
 
@@ -53,7 +50,11 @@ class Route:
             return False
         return not (self.exclude and re.search(self.exclude, f"{workflow} / {job_name}"))
 
-    @property
-    def label(self) -> str:
-        """Human name of the watched jobs, for titles: ``inductor`` -> ``Inductor``."""
-        return self.name[:1].upper() + self.name[1:]
+
+def route_label(name: str) -> str:
+    """Human name of a route's jobs, for titles: ``inductor`` -> ``Inductor``.
+
+    A function of the name alone, so an alert whose route left the configuration is
+    still titled the same way.
+    """
+    return name[:1].upper() + name[1:]

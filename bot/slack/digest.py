@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.domain.alert_ids import short_id
+from bot.domain.durations import format_duration
 from bot.slack.client import SlackApi, SlackError
-from bot.slack.mrkdwn import duration, escape, truncate
+from bot.slack.mrkdwn import escape, truncate
 from bot.store import digest as digest_store
 from bot.store.db import Store
 from bot.store.digest import DigestStats
@@ -26,7 +27,7 @@ WINDOW = timedelta(days=1)
 
 def render_digest(stats: DigestStats, until: datetime) -> str:
     def median(seconds: float | None) -> str:
-        return "n/a" if seconds is None else duration(seconds)
+        return "n/a" if seconds is None else format_duration(timedelta(seconds=seconds))
 
     lines = [
         f":newspaper: *CI alert digest*: the 24 h up to {until:%Y-%m-%d %H:%M} UTC",

@@ -137,21 +137,3 @@ def date(moment: datetime) -> str:
     unix = int(moment.timestamp())
     fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{unix}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def duration(seconds: float) -> str:
-    """Human duration with the two largest units: ``45m``, ``3h12m``, ``2d4h``, ``30s``.
-
-    Two units are enough to tell "just broke" from "broken all weekend" at a glance.
-    """
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"

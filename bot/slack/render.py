@@ -5,16 +5,17 @@ Pure functions of the view dataclasses; every piece of CI text is escaped on the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from bot.domain.durations import format_duration
+from bot.domain.route import route_label
+from bot.domain.triage import raised_priority
 from bot.slack.mrkdwn import (
     code_line,
     date,
-    duration,
     escape,
     link,
     mention,
@@ -65,7 +66,6 @@ _EXTERNAL_LINK_LABELS = {
     "silence": "Silence",
     "runbook": "Runbook",
 }
-_PRIORITY = re.compile(r"^P(\d)$")
 _TRUNK_BRANCHES = ("main", "master")
 
 
@@ -74,10 +74,7 @@ _TRUNK_BRANCHES = ("main", "master")
 
 def shown_priority(view: AlertView) -> str:
     """The priority people see: one step more urgent once escalated (P2 -> P1, P0 stays)."""
-    match = _PRIORITY.match(view.priority)
-    if not view.escalated or match is None:
-        return view.priority
-    return f"P{max(0, int(match.group(1)) - 1)}"
+    return raised_priority(view.priority) if view.escalated else view.priority
 
 
 def alert_title(view: AlertView) -> str:
@@ -90,7 +87,7 @@ def alert_title(view: AlertView) -> str:
     if view.escalated and priority != view.priority:
         priority += "↑"
     failing = [job for job in view.jobs if not job.recovered]
-    label = _route_label(view.route)
+    label = route_label(view.route)
     where = _branch_label(view.branch)
     if failing:
         noun = "job" if len(failing) == 1 else "jobs"
@@ -107,10 +104,6 @@ def alert_title(view: AlertView) -> str:
     else:
         what = f"alert {view.short_id}"
     return truncate(plain(f"[{priority}] {view.team}: {what}"), TITLE_CHARS)
-
-
-def _route_label(route: str) -> str:
-    return route[:1].upper() + route[1:]
 
 
 def _branch_label(branch: str) -> str:
@@ -141,7 +134,7 @@ def _text(text: str, limit: int) -> str:
 
 
 def _elapsed(start: datetime, end: datetime) -> str:
-    return duration((_utc(end) - _utc(start)).total_seconds())
+    return format_duration(_utc(end) - _utc(start))
 
 
 def _utc(moment: datetime) -> datetime:
@@ -549,7 +542,7 @@ def _resolved(event: EventView, alert: AlertView) -> str:
         text += f" by {_who(event)}"
     seconds = event.data.get("duration_s")
     if isinstance(seconds, int | float):
-        text += f" after {duration(seconds)}"
+        text += f" after {format_duration(timedelta(seconds=seconds))}"
     sha = _event_sha(event, alert)
     if sha:
         text += f": jobs green again at {sha}"
@@ -566,7 +559,8 @@ def _reopened(event: EventView, alert: AlertView) -> str:
 
 def _reminder(event: EventView, alert: AlertView) -> str:
     age = event.data.get("age_s")
-    since = f" after {duration(age)}" if isinstance(age, int | float) else ""
+    since = (f" after {format_duration(timedelta(seconds=age))}"
+             if isinstance(age, int | float) else "")
     return (
         f"{_mentions(event)} :bell: Reminder: this alert is still open and unowned{since}.".lstrip()
     )
@@ -575,7 +569,8 @@ def _reminder(event: EventView, alert: AlertView) -> str:
 def _escalated(event: EventView, alert: AlertView) -> str:
     priority = _data_text(event, "priority", 10) or shown_priority(alert)
     age = event.data.get("age_s")
-    since = f" after {duration(age)}" if isinstance(age, int | float) else ""
+    since = (f" after {format_duration(timedelta(seconds=age))}"
+             if isinstance(age, int | float) else "")
     return (
         f"{_mentions(event)} :arrow_up: Escalated to {priority}: "
         f"nobody has acknowledged this alert{since}."

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack.mrkdwn import code_line, date, duration, escape, link, mention, truncate
+from bot.slack.mrkdwn import code_line, date, escape, link, mention, truncate
 from bot.slack.render import (
     alert_title,
     bisect_rounds,
@@ -143,15 +143,6 @@ def test_mention_only_for_real_id_shapes() -> None:
     assert mention("S2") == "<!subteam^S2>"
     assert mention("!channel") == "!channel"
     assert mention("U1> <!channel") == "U1&gt; &lt;!channel"
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(30, "30s"), (45 * 60, "45m"), (3 * 3600, "3h"), (3 * 3600 + 12 * 60, "3h12m"),
-     (2 * 86400 + 4 * 3600 + 59, "2d4h"), (2 * 86400, "2d"), (-5, "0s")],
-)  # fmt: skip
-def test_duration(seconds: float, text: str) -> None:
-    assert duration(seconds) == text
 
 
 def test_date_token_has_utc_fallback() -> None:
