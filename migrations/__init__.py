@@ -346,9 +346,6 @@ def m006_bisects(db: Database) -> None:
         CREATE INDEX bisect_probes_run ON bisect_probes (run_id);
         """
     )
-    columns = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
-    if "bisect_status" not in columns:  # m005 (triage) adds it; needed here only without m005
-        db.execute("ALTER TABLE alerts ADD COLUMN bisect_status TEXT")
 
 
 @migrations()

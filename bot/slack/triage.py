@@ -23,7 +23,7 @@ from bot.slack.client import SlackApi
 from bot.slack.mrkdwn import date, escape, mention
 from bot.store import triage as triage_store
 from bot.store.db import Store
-from bot.store.triage import Outcome
+from bot.store.triage import TriageOutcome
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Triage:
         return Answer(started.ok, started.text, started.code)
 
 
-def _done_text(alert: str, request: Request, outcome: Outcome) -> str:
+def _done_text(alert: str, request: Request, outcome: TriageOutcome) -> str:
     match request.verb:
         case "ack":
             return f":eyes: You acknowledged {alert}; reminders stop."

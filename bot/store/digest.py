@@ -15,7 +15,7 @@ LONGEST_SHOWN = 3
 
 
 @dataclass(frozen=True, slots=True)
-class Streak:
+class DigestStreak:
     alert_id: int
     job_key: str
     length: int
@@ -30,7 +30,7 @@ class DigestStats:
     still_open: int
     median_ack_s: float | None
     median_resolve_s: float | None
-    longest: tuple[Streak, ...]
+    longest: tuple[DigestStreak, ...]
 
 
 def digest_stats(db: sqlite_utils.Database, routes: Collection[str], since: datetime,
@@ -50,9 +50,9 @@ def digest_stats(db: sqlite_utils.Database, routes: Collection[str], since: date
     resolve_s = [_seconds(r["opened_at"], r["resolved_at"]) for r in rows
                  if inside(r["resolved_at"])]
     ids = [r["id"] for r in rows]
-    longest: list[Streak] = []
+    longest: list[DigestStreak] = []
     if ids:
-        longest = [Streak(*row) for row in db.execute(
+        longest = [DigestStreak(*row) for row in db.execute(
             f"SELECT alert_id, job_key, streak FROM alert_jobs WHERE alert_id IN "
             f"({','.join('?' * len(ids))}) ORDER BY streak DESC, alert_id LIMIT ?",
             [*ids, LONGEST_SHOWN])]

@@ -25,7 +25,7 @@ SOURCE = "grafana"
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class GrafanaOutcome:
     """What one alert of a notification did: created, fired, updated, resolved, stale, ..."""
 
     fingerprint: str
@@ -35,7 +35,7 @@ class Outcome:
 
 @dataclass
 class ExternalReport:
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[GrafanaOutcome] = field(default_factory=list)
     incidents: set[int] = field(default_factory=set)  # alerts whose Slack message must change
 
 
@@ -104,51 +104,51 @@ def _content(alert: GrafanaAlert) -> tuple[str, str | None, str, str, str]:
 
 
 def _apply(db: sqlite_utils.Database, alert: GrafanaAlert, routes: Sequence[Route],
-           now: datetime) -> Outcome:
+           now: datetime) -> GrafanaOutcome:
     old = _stored(db, alert.fingerprint)
     if old is None:
         if alert.status == "resolved":
             # never seen firing: keep the record, but open no incident just to close it
             _insert(db, alert, None, now)
-            return Outcome(alert.fingerprint, "resolved_unseen", None)
+            return GrafanaOutcome(alert.fingerprint, "resolved_unseen", None)
         incident = _incident_for(db, alert, routes, now)
         _insert(db, alert, incident, now)
         _fired(db, incident, alert, now)
-        return Outcome(alert.fingerprint, "created", incident)
+        return GrafanaOutcome(alert.fingerprint, "created", incident)
     if _is_stale(alert, old):
         _touch(db, old.id, now)
-        return Outcome(alert.fingerprint, "stale", old.alert_id)
+        return GrafanaOutcome(alert.fingerprint, "stale", old.alert_id)
     same_content = _content(alert) == (old.title, old.priority, old.reason, old.values_json,
                                        old.links)
     if alert.status == "resolved":
         if old.status == "resolved":
             if same_content and alert.ends_at == old.ends_at:
                 _touch(db, old.id, now)
-                return Outcome(alert.fingerprint, "duplicate", old.alert_id)
+                return GrafanaOutcome(alert.fingerprint, "duplicate", old.alert_id)
             _update(db, old.id, alert, old.alert_id, now)
             if old.alert_id is not None:
                 alert_store.bump_version(db, old.alert_id)
-            return Outcome(alert.fingerprint, "updated", old.alert_id)
+            return GrafanaOutcome(alert.fingerprint, "updated", old.alert_id)
         _update(db, old.id, alert, old.alert_id, now)
         if old.alert_id is not None:
             _resolved(db, old.alert_id, alert, now)
-        return Outcome(alert.fingerprint, "resolved", old.alert_id)
+        return GrafanaOutcome(alert.fingerprint, "resolved", old.alert_id)
     if old.status == "firing" and alert.starts_at == old.starts_at:
         # the same episode repeated. If someone closed its incident in Slack meanwhile,
         # Grafana's repeat notifications must not reopen it every repeat interval.
         if same_content:
             _touch(db, old.id, now)
-            return Outcome(alert.fingerprint, "duplicate", old.alert_id)
+            return GrafanaOutcome(alert.fingerprint, "duplicate", old.alert_id)
         _update(db, old.id, alert, old.alert_id, now)
         if old.alert_id is not None:
             alert_store.bump_version(db, old.alert_id)  # the parent shows the new reason
-        return Outcome(alert.fingerprint, "updated", old.alert_id)
+        return GrafanaOutcome(alert.fingerprint, "updated", old.alert_id)
     # a new episode: fires again after resolving
     incident = (old.alert_id if old.alert_id is not None and _is_open(db, old.alert_id)
                 else _incident_for(db, alert, routes, now))
     _update(db, old.id, alert, incident, now)
     _fired(db, incident, alert, now)
-    return Outcome(alert.fingerprint, "refired", incident)
+    return GrafanaOutcome(alert.fingerprint, "refired", incident)
 
 
 def _is_open(db: sqlite_utils.Database, alert_id: int) -> bool:

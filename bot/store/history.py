@@ -261,14 +261,6 @@ def count_between(db: sqlite_utils.Database, repo: str, branch: str, low: int | 
     return db.execute(f"SELECT count(*) FROM commits {where}", params).fetchone()[0]
 
 
-def newer_commits(db: sqlite_utils.Database, repo: str, branch: str, position: int,
-                  limit: int = 1) -> list[PlacedCommit]:
-    return [_placed(row) for row in db.execute(
-        "SELECT sha, position, title, author, pr_number, time, url FROM commits "
-        "WHERE repo = ? AND branch = ? AND position > ? ORDER BY position ASC LIMIT ?",
-        [repo, branch, position, limit])]
-
-
 def _placed(row: tuple) -> PlacedCommit:
     sha, position, title, author, pr_number, time, url = row
     return PlacedCommit(sha, position, title, author, pr_number, from_iso(time), url)

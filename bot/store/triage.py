@@ -29,7 +29,7 @@ _ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class TriageOutcome:
     """What an action did: written (``refusal`` None) or refused with the reason."""
 
     alert_id: int
@@ -83,65 +83,66 @@ def _write(db: sqlite_utils.Database, version: int, t: Transition, now: datetime
 
 def _apply(db: sqlite_utils.Database, alert_id: int,
            decide: Callable[[TriageState], Transition | Refusal | None],
-           now: datetime) -> Outcome:
+           now: datetime) -> TriageOutcome:
     """Read, decide, compare-and-set; on a lost race decide again on the newer state."""
     for _ in range(_ATTEMPTS):
         found = _load(db, alert_id)
         if found is None:
-            return Outcome(alert_id, Refusal("not_found"))
+            return TriageOutcome(alert_id, Refusal("not_found"))
         state, version = found
         decided = decide(state)
         if decided is None:
-            return Outcome(alert_id, None, state)
+            return TriageOutcome(alert_id, None, state)
         if isinstance(decided, Refusal):
-            return Outcome(alert_id, decided, state)
+            return TriageOutcome(alert_id, decided, state)
         if _write(db, version, decided, now):
-            return Outcome(alert_id, None, decided.after, decided.event)
+            return TriageOutcome(alert_id, None, decided.after, decided.event)
     raise RuntimeError(f"alert {alert_id} kept changing while a triage action was applied")
 
 
 # ------------------------------------------------------------------- actions
 
 
-def acknowledge(db: sqlite_utils.Database, alert_id: int, actor: str, now: datetime) -> Outcome:
+def acknowledge(db: sqlite_utils.Database, alert_id: int, actor: str,
+                now: datetime) -> TriageOutcome:
     return _apply(db, alert_id, lambda s: rules.acknowledge(s, actor, now), now)
 
 
 def unacknowledge(db: sqlite_utils.Database, alert_id: int, actor: str,
-                  now: datetime) -> Outcome:
+                  now: datetime) -> TriageOutcome:
     return _apply(db, alert_id, lambda s: rules.unacknowledge(s, actor, now), now)
 
 
 def assign(db: sqlite_utils.Database, alert_id: int, actor: str, assignee: str, now: datetime,
-           assignee_name: str | None = None) -> Outcome:
+           assignee_name: str | None = None) -> TriageOutcome:
     return _apply(db, alert_id,
                   lambda s: rules.assign(s, actor, assignee, now, assignee_name), now)
 
 
 def snooze(db: sqlite_utils.Database, alert_id: int, actor: str, spec: SnoozeSpec,
-           now: datetime) -> Outcome:
+           now: datetime) -> TriageOutcome:
     """Snooze; a short sha is completed from the alert's trunk history when it is unique."""
     if spec.kind == "sha" and spec.sha:
         spec = SnoozeSpec("sha", sha=_full_sha(db, alert_id, spec.sha))
     return _apply(db, alert_id, lambda s: rules.snooze(s, actor, spec, now), now)
 
 
-def unsnooze(db: sqlite_utils.Database, alert_id: int, actor: str, now: datetime) -> Outcome:
+def unsnooze(db: sqlite_utils.Database, alert_id: int, actor: str, now: datetime) -> TriageOutcome:
     return _apply(db, alert_id, lambda s: rules.unsnooze(s, actor, now), now)
 
 
 def resolve(db: sqlite_utils.Database, alert_id: int, actor: str, reason: str | None,
-            now: datetime) -> Outcome:
+            now: datetime) -> TriageOutcome:
     """Manual resolve through ``alerts.resolve``, whose ``state != 'resolved'`` guard
     also arbitrates against a green result resolving the alert at the same moment."""
     state = load(db, alert_id)
     if state is None:
-        return Outcome(alert_id, Refusal("not_found"))
+        return TriageOutcome(alert_id, Refusal("not_found"))
     if state.resolved:
-        return Outcome(alert_id, Refusal("resolved"), state)
+        return TriageOutcome(alert_id, Refusal("resolved"), state)
     if not alert_store.resolve(db, alert_id, now, actor=actor, reason=reason or None):
-        return Outcome(alert_id, Refusal("resolved"), load(db, alert_id))
-    return Outcome(alert_id, None, load(db, alert_id), "resolved")
+        return TriageOutcome(alert_id, Refusal("resolved"), load(db, alert_id))
+    return TriageOutcome(alert_id, None, load(db, alert_id), "resolved")
 
 
 def wake_if_snoozed(db: sqlite_utils.Database, alert_id: int, key: str, now: datetime) -> bool:

@@ -24,7 +24,7 @@ from bot.domain.payload import PayloadError
 from bot.ingest.github_payloads import PushEvent, parse_push, parse_workflow_job
 from bot.ingest.pipeline import IngestReport
 from bot.store import deliveries, history
-from bot.web.limits import Refusal, error, parse_json, read_body
+from bot.web.limits import RequestRefused, error, parse_json, read_body
 from bot.web.signatures import GITHUB_SIGNATURE_HEADER, verify_github
 
 if TYPE_CHECKING:
@@ -62,10 +62,10 @@ class GitHubWebhook:
             if not verify_github(secret, body, request.headers.get(GITHUB_SIGNATURE_HEADER)):
                 self.bot.health.error(SOURCE, "refused a request: X-Hub-Signature-256 missing "
                                               "or wrong (is GITHUB_WEBHOOK_SECRET the same?)")
-                raise Refusal(401, "X-Hub-Signature-256 is missing or does not match")
+                raise RequestRefused(401, "X-Hub-Signature-256 is missing or does not match")
             event = request.headers.get("x-github-event", "").strip()
             if not event:
-                raise Refusal(400, "X-GitHub-Event header is missing")
+                raise RequestRefused(400, "X-GitHub-Event header is missing")
             delivery = (request.headers.get("x-github-delivery", "").strip()
                         or "sha256:" + hashlib.sha256(body).hexdigest())
             payload = parse_json(_json_part(body, request.headers.get("content-type", "")))
@@ -73,7 +73,7 @@ class GitHubWebhook:
                 self.bot.health.ok(SOURCE)
                 return JSONResponse({"ok": True, "pong": True})
             parsed = _parse(event, payload)
-        except Refusal as refusal:
+        except RequestRefused as refusal:
             return refusal.response()
         if parsed is None or not self._watched(parsed):
             return JSONResponse({"ok": True, "ignored": True, "event": event}, status_code=202)
@@ -140,9 +140,9 @@ def _json_part(body: bytes, content_type: str) -> bytes:
     try:
         fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
     except (UnicodeDecodeError, ValueError):
-        raise Refusal(400, "form-encoded body is malformed") from None
+        raise RequestRefused(400, "form-encoded body is malformed") from None
     if "payload" not in fields:
-        raise Refusal(400, "form-encoded body has no payload field")
+        raise RequestRefused(400, "form-encoded body has no payload field")
     return fields["payload"][-1].encode("utf-8")
 
 
@@ -153,7 +153,7 @@ def _parse(event: str, payload: Any) -> PushEvent | JobResult | None:
         if event == "workflow_job":
             return parse_workflow_job(payload)
     except PayloadError as exc:
-        raise Refusal(400, f"malformed {event} payload: {exc}") from None
+        raise RequestRefused(400, f"malformed {event} payload: {exc}") from None
     return None
 
 

@@ -20,7 +20,7 @@ from bot.domain.grafana import GrafanaNotification
 from bot.domain.payload import PayloadError
 from bot.ingest.grafana import parse_grafana
 from bot.store import deliveries, external
-from bot.web.limits import Refusal, error, parse_json, read_body
+from bot.web.limits import RequestRefused, error, parse_json, read_body
 from bot.web.signatures import (
     GRAFANA_SIGNATURE_HEADER,
     GRAFANA_TOKEN_HEADER,
@@ -61,12 +61,12 @@ class GrafanaWebhook:
             if not self._authenticated(request, body):
                 self.bot.health.error(SOURCE, "refused a request without a valid token or "
                                               "signature")
-                raise Refusal(401, "missing or wrong Grafana token or signature")
+                raise RequestRefused(401, "missing or wrong Grafana token or signature")
             try:
                 notification = parse_grafana(parse_json(body))
             except PayloadError as exc:
-                raise Refusal(400, f"malformed Grafana notification: {exc}") from None
-        except Refusal as refusal:
+                raise RequestRefused(400, f"malformed Grafana notification: {exc}") from None
+        except RequestRefused as refusal:
             return refusal.response()
         delivery = "sha256:" + hashlib.sha256(body).hexdigest()
         try:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
-class Refusal(Exception):
+class RequestRefused(Exception):
     """A request answered with an error before anything was stored."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -30,28 +30,28 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, or ``Refusal(413)`` as soon as it is known to exceed ``limit`` bytes."""
+    """The raw body, or ``RequestRefused(413)`` as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
             size = int(declared)
         except ValueError:
-            raise Refusal(400, "Content-Length is not a number") from None
+            raise RequestRefused(400, "Content-Length is not a number") from None
         if size > limit:
-            raise Refusal(413, f"body of {size} bytes is over the limit of {limit}")
+            raise RequestRefused(413, f"body of {size} bytes is over the limit of {limit}")
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise Refusal(413, f"body is over the limit of {limit} bytes")
+            raise RequestRefused(413, f"body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def parse_json(body: bytes) -> Any:
-    """The decoded JSON document, or ``Refusal(400)``."""
+    """The decoded JSON document, or ``RequestRefused(400)``."""
     try:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Refusal(400, f"body is not valid JSON: {exc}") from None
+        raise RequestRefused(400, f"body is not valid JSON: {exc}") from None

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from bot.slack.console import ConsoleAnswers, ConsoleApi
-from bot.web.limits import Refusal, error, read_body
+from bot.web.limits import RequestRefused, error, read_body
 from bot.web.signatures import SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER, verify_slack
 
 if TYPE_CHECKING:
@@ -76,18 +76,18 @@ def routes(bot: Bot) -> list[HttpRoute]:
             if not verify_slack(bot.settings.slack_signing_secret or "", body,
                                 request.headers.get(SLACK_TIMESTAMP_HEADER),
                                 request.headers.get(SLACK_SIGNATURE_HEADER), time.time()):
-                raise Refusal(401, NOT_VERIFIED)
+                raise RequestRefused(401, NOT_VERIFIED)
             content_type = request.headers.get("content-type", "").split(";")[0].strip()
             try:  # parsed exactly as Bolt will parse it, to check what Bolt will read
                 parsed = parse_body(body.decode("utf-8"), content_type or None)
             except UnicodeDecodeError:
-                raise Refusal(400, "body is not UTF-8") from None
+                raise RequestRefused(400, "body is not UTF-8") from None
             except ValueError as exc:  # JSON in the body or its payload field
-                raise Refusal(400, f"body is not a Slack request: {exc}") from None
+                raise RequestRefused(400, f"body is not a Slack request: {exc}") from None
             problem = shape_problem(parsed)
             if problem is not None:
-                raise Refusal(400, f"not a request Slack sends: {problem}")
-        except Refusal as refusal:
+                raise RequestRefused(400, f"not a request Slack sends: {problem}")
+        except RequestRefused as refusal:
             return refusal.response()
         bolt_request = to_bolt_request(request, body)
         answers = None
