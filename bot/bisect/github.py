@@ -17,8 +17,8 @@ import httpx
 from bot.domain.model import JobResult
 from bot.domain.payload import PayloadError, parse_timestamp
 from bot.github import rest
+from bot.github.jobs import job_from_api
 from bot.github.rest import ApiUnavailable, json_object, message, next_url
-from bot.ingest.github_payloads import job_from_api
 
 CLOCK_SKEW = timedelta(minutes=2)  # GitHub's clock and ours may disagree a little
 CORRELATION_MARK = "inductor-bot-"  # every correlation id starts with it

@@ -11,8 +11,8 @@ import pytest
 
 from bot.domain.model import Commit
 from bot.domain.payload import PayloadError, parse_timestamp
+from bot.github.jobs import job_from_api
 from bot.ingest.github_payloads import (
-    job_from_api,
     parse_push,
     parse_workflow_job,
     pr_number_from_message,

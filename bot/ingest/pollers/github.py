@@ -22,8 +22,9 @@ from bot.domain.model import Commit
 from bot.domain.payload import PayloadError, checked, field_of, optional_field, parse_timestamp
 from bot.domain.route import Route
 from bot.github import rest as github_rest
+from bot.github.jobs import job_from_api
 from bot.github.rest import ApiRateLimited, ApiUnavailable
-from bot.ingest.github_payloads import job_from_api, pr_number_from_message
+from bot.ingest.github_payloads import pr_number_from_message
 from bot.ingest.pollers.tick import PollReport, run_tick
 from bot.store import history
 from bot.store import pollers as poller_store

@@ -1,1 +1,0 @@
-"""Tests, grouped like the code they test."""
