@@ -1,1 +1,1 @@
-"""GitHub's REST API: the one client the pollers and bisects (and anything else) share."""
+"""GitHub's REST API: the one client the pollers and bisects share, and its job objects."""

@@ -1,1 +1,1 @@
-"""Getting CI results in: parsing, signatures, the ingest pipeline, replay and pollers."""
+"""Getting CI results in: payload parsing, the ingest pipeline, replay and pollers."""

@@ -1,4 +1,4 @@
-"""Turning untrusted text into safe Slack mrkdwn: escaping, links, mentions, times, durations.
+"""Turning untrusted text into safe Slack mrkdwn: escaping, links, mentions, times.
 
 Everything from CI (commit titles, authors, job names, log lines) goes through here.
 """

@@ -1,4 +1,4 @@
-"""Reminders, escalation and snooze expiry (and the optional daily digest) as scheduler jobs.
+"""Reminders, escalation and snooze expiry: the "nudges" job the running bot schedules.
 
 Each tick derives what is due from SQLite (``bot.domain.triage.due_nudges``) and
 records it as alert events, which the sender turns into thread replies. Nothing is

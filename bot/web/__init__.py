@@ -1,1 +1,1 @@
-"""The ASGI web server: webhook endpoints and health."""
+"""The ASGI web server: webhook endpoints, Slack's requests, health, request signatures."""
