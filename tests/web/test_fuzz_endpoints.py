@@ -340,7 +340,9 @@ def test_slack_signed_random_bodies(server: Server, body: bytes, content_type: s
 
 @FUZZ
 @given(timestamp=header_text, signature=header_text,
-       skew=st.sampled_from([None, -301, 301, -86400]))
+       # over HTTP a request ages while it waits for a busy machine: +301 s could arrive
+       # within the window, so the exact boundary is checked with a fixed clock below
+       skew=st.sampled_from([None, -301, 360, -86400]))
 @example(timestamp="not-a-number", signature="v0=00", skew=None)
 @example(timestamp="", signature="", skew=None)
 def test_slack_bad_signatures_and_stale_timestamps_are_refused(
