@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.bisect.service import Bisects
 from bot.config import Settings, check_slack
@@ -21,12 +21,16 @@ from bot.slack import people
 from bot.slack.client import SlackApi, WebApi
 from bot.slack.console import ConsoleApi
 from bot.slack.digest import DIGEST_INTERVAL_S, run_digest
+from bot.slack.identity import BotIdentity
 from bot.slack.listing import routes_by_channel
 from bot.slack.reminders import NUDGE_INTERVAL_S, run_nudges
 from bot.slack.sender import Sender
 from bot.slack.triage import Triage
 from bot.store import outbox
 from bot.store.db import Store
+
+if TYPE_CHECKING:
+    from bot.slack.bolt_app import SocketLink
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +74,11 @@ class Bot:
             user_by_email=lambda email: people.user_id_by_email(self.slack_api, email))
         self.triage = Triage(self.store, self.routes, self.slack_api, clock, self.alerts_changed,
                              self.bisects)
+        # who the bot is in Slack, learnt in the background (never inside a request)
+        self.identity = None if self.console else BotIdentity(
+            self.slack_api, settings.slack_bot_token or "", self.health)
         self.bolt = None
-        self._socket_handler: object | None = None
+        self._socket: SocketLink | None = None
         self._started = False
 
     def alerts_changed(self, alert_ids: set[int]) -> None:
@@ -86,17 +93,20 @@ class Bot:
                                f"{', '.join(pending)}: run `python -m bot migrate` "
                                "(`make migrate`) first")
         self.store.check_writable()
-        from bot.slack.bolt_app import build_bolt_app, start_socket_mode
+        from bot.slack.bolt_app import SocketLink, build_bolt_app
 
         self.bolt = build_bolt_app(self)
         self._register_jobs()  # checks every route's bisect settings: before any thread runs
         if self.console:
             log.info("console mode: no SLACK_BOT_TOKEN, Slack messages are printed on stdout")
+        if self.identity is not None:
+            self.identity.start()
         self.sender.start()
         if self.settings.scheduler_enabled:
             self.scheduler.start()
         if self.bolt is not None and self.settings.slack_app_token:
-            self._socket_handler = start_socket_mode(self.bolt, self.settings.slack_app_token)
+            self._socket = SocketLink(self.bolt, self.settings.slack_app_token, self.health)
+            self._socket.start()
         self._started = True
 
     def _register_jobs(self) -> None:
@@ -119,8 +129,10 @@ class Bot:
 
     def stop(self) -> None:
         self.scheduler.stop()
-        if self._socket_handler is not None:
-            self._socket_handler.close()  # type: ignore[attr-defined]
+        if self._socket is not None:
+            self._socket.stop()
+        if self.identity is not None:
+            self.identity.stop()
         self.sender.stop()
         self.store.close()
 
@@ -134,7 +146,9 @@ class Bot:
             report["database"] = f"error: {exc}"
             report["ok"] = False
         report["slack"] = "console" if self.console else (
-            "socket mode" if self.settings.slack_app_token else "http")
+            ("socket mode" + ("" if self._socket is None or self._socket.connected
+                              else " (not connected)"))
+            if self.settings.slack_app_token else "http")
         report.update(self.health.snapshot())
         if report["problems"]:
             report["ok"] = False
