@@ -38,6 +38,7 @@ from bot.domain.route import Route
 from bot.github.rest import ApiRateLimited, ApiUnavailable
 from bot.health import Health
 from bot.schedule import Scheduler
+from bot.slack.mrkdwn import literal
 from bot.store import alerts as alert_store
 from bot.store import bisects as store
 from bot.store import history
@@ -114,7 +115,8 @@ class Bisects:
         try:
             config = bisect_config(route) if route is not None else None
         except BisectConfigError as exc:
-            return StartOutcome(False, f":warning: Bisect is misconfigured: {exc}", "bad_config")
+            return StartOutcome(False, f":warning: Bisect is misconfigured: {literal(str(exc))}",
+                                "bad_config")
         if config is None:
             return StartOutcome(False, f":construction: Bisect is not configured for route "
                                        f"`{route_name}`: {NOT_CONFIGURED_HINT}.", "not_configured")
@@ -134,16 +136,17 @@ class Bisects:
             state = replace(limits.state(member.last_green.sha, suspects, k),
                             observations=tuple(Observation(sha, o) for sha, o in known))
         except ValueError as exc:
-            return StartOutcome(False, f"Cannot bisect {alert}: {exc}.", "limits")
+            return StartOutcome(False, f"Cannot bisect {alert}: {literal(str(exc))}.", "limits")
         first = plan(state)
         if first.status == "failed":
-            return StartOutcome(False, f"Cannot bisect *{member.job_key}* of {alert}: "
-                                       f"{first.reason}.", "planner")
+            return StartOutcome(False, f"Cannot bisect *{literal(member.job_key)}* of {alert}: "
+                                       f"{literal(str(first.reason))}.", "planner")
         now = self.clock()
         with self.store.transaction() as wdb:
             refusal = limits.refusal(k, store.running_count(wdb, route_name))
             if refusal is not None:
-                return StartOutcome(False, f"Cannot bisect {alert} now: {refusal}.", "limits")
+                return StartOutcome(False, f"Cannot bisect {alert} now: {literal(str(refusal))}.",
+                                    "limits")
             try:
                 bisect_id = store.insert(
                     wdb, alert_id=alert_id, route=route_name, repo=repo, branch=branch,
@@ -167,9 +170,9 @@ class Bisects:
         rounds = round_bound(max(len(first.candidates), 1), k)
         return StartOutcome(
             True,
-            f":mag: Bisecting *{member.job_key}* of {alert}: {len(suspects)} suspects, {k} runs "
-            f"per round (about {rounds} rounds, then confirmation), at most {limits.max_runs} "
-            "runs. "
+            f":mag: Bisecting *{literal(member.job_key)}* of {alert}: {len(suspects)} suspects, "
+            f"{k} runs per round (about {rounds} rounds, then confirmation), at most "
+            f"{limits.max_runs} runs. "
             "Progress goes to the alert's thread.",
             bisect_id=bisect_id,
         )
@@ -344,13 +347,14 @@ def _choose_job(db: sqlite_utils.Database, alert_id: int, repo: str, branch: str
         exact = [m for m in members if m.job_key.lower() == needle]
         matches = exact or [m for m in members if needle in m.job_key.lower()]
         if len(matches) != 1:
-            problem = (f"No job of {alert} matches `{wanted}`." if not matches else
-                       f"`{wanted}` matches {len(matches)} jobs of {alert}; say which.")
+            shown = literal(wanted)
+            problem = (f"No job of {alert} matches `{shown}`." if not matches else
+                       f"`{shown}` matches {len(matches)} jobs of {alert}; say which.")
             return f"{problem} Its jobs:\n{_job_list(matches or members)}"
         member = matches[0]
         if member.last_green is None:
-            return (f"*{member.job_key}* has no passing commit in the bot's history, so there "
-                    "is no range to bisect.")
+            return (f"*{literal(member.job_key)}* has no passing commit in the bot's history, "
+                    "so there is no range to bisect.")
         return member
     ranged = [m for m in members if m.last_green is not None]
     if not ranged:
@@ -367,7 +371,7 @@ def _choose_job(db: sqlite_utils.Database, alert_id: int, repo: str, branch: str
 
 
 def _job_list(members: Sequence[Member]) -> str:
-    lines = [f"• `{m.job_key}`" for m in members[:JOBS_LISTED]]
+    lines = [f"• `{literal(m.job_key)}`" for m in members[:JOBS_LISTED]]
     if len(members) > JOBS_LISTED:
         lines.append(f"• _+{len(members) - JOBS_LISTED} more_")
     return "\n".join(lines)

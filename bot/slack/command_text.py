@@ -12,7 +12,7 @@ from typing import Literal
 
 from bot.domain.alert_ids import parse_short_id
 from bot.domain.triage import SNOOZE_USAGE, SnoozeSpec, parse_snooze
-from bot.slack.mrkdwn import escape
+from bot.slack.mrkdwn import escape, literal
 
 Verb = Literal["help", "list", "show", "ack", "unack", "assign", "snooze", "unsnooze",
                "resolve", "bisect", "bisect_cancel"]
@@ -104,7 +104,7 @@ def parse_command(name: str, text: str) -> Command | UsageError:
         try:
             spec = parse_snooze(args)
         except ValueError as exc:
-            problem = escape(str(exc))
+            problem = literal(str(exc))
             return error(problem[:1].upper() + problem[1:] + ".")
         return Command(verb="snooze", alert_id=alert_id, snooze=spec)
     rest = " ".join(args).strip() or None

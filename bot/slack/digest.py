@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from bot.domain.alert_ids import short_id
 from bot.domain.durations import format_duration
 from bot.slack.client import SlackApi, SlackError
-from bot.slack.mrkdwn import escape, truncate
+from bot.slack.mrkdwn import literal, truncate
 from bot.store import digest as digest_store
 from bot.store.db import Store
 from bot.store.digest import DigestStats
@@ -38,7 +38,7 @@ def render_digest(stats: DigestStats, until: datetime) -> str:
     ]
     if stats.longest:
         streaks = ", ".join(
-            f"`{short_id(s.alert_id)}` {truncate(escape(s.job_key), 120)} ({s.length} commits)"
+            f"`{short_id(s.alert_id)}` {truncate(literal(s.job_key), 120)} ({s.length} commits)"
             for s in stats.longest)
         lines.append(f"• Longest streaks: {streaks}")
     return "\n".join(lines)

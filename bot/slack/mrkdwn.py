@@ -1,4 +1,4 @@
-"""Turning untrusted text into safe Slack mrkdwn: escaping, links, mentions, times.
+"""Turning untrusted text into safe Slack mrkdwn: literal text, links, mentions, times.
 
 Everything from CI (commit titles, authors, job names, log lines) goes through here.
 """
@@ -27,6 +27,23 @@ def escape(text: str) -> str:
     ``<@U...>`` mention, whatever a commit author put in their title.
     """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Formatting characters swapped for look-alikes that Slack does not read as markup.
+# Underscores inside a word (``inductor_huggingface``) never format, so they stay as
+# they are (the name can still be searched for); only those at a word's edge change.
+_FORMATTING = str.maketrans({"*": "∗", "~": "∼", "`": "ˋ"})
+_EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def literal(text: str) -> str:
+    """CI text shown as the literal text it is: ``escape`` plus bold, italic, strike and code.
+
+    A commit titled ``*fix* the _thing_`` or a job named with backticks must read as
+    written, not as formatting the bot never meant (and that could disguise a link's
+    label or make a line look like the bot's own emphasis).
+    """
+    return _EDGE_UNDERSCORE.sub("＿", escape(text).translate(_FORMATTING))
 
 
 def plain(text: str) -> str:
@@ -93,7 +110,7 @@ def link(url: str | None, label: str) -> str:
     ``|`` in a label is replaced with a look-alike (``¦``) because Slack splits the
     link at the first ``|``; ``>`` is escaped so the label cannot close the link early.
     """
-    shown = escape(plain(label)).replace("|", "¦") or "link"
+    shown = literal(plain(label)).replace("|", "¦") or "link"
     target = safe_url(url)
     if target is None:
         return shown
@@ -124,7 +141,7 @@ def mention(slack_id: str) -> str:
         return f"<@{slack_id}>"
     if _GROUP_ID.match(slack_id):
         return f"<!subteam^{slack_id}>"
-    return escape(plain(slack_id))
+    return literal(plain(slack_id))
 
 
 def date(moment: datetime) -> str:

@@ -1,6 +1,7 @@
 """Alert rendering for Slack: the parent message (text + blocks), thread replies, list lines.
 
-Pure functions of the view dataclasses; every piece of CI text is escaped on the way in.
+Pure functions of the view dataclasses; every piece of CI text is shown literally
+(``mrkdwn.literal``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from bot.domain.triage import raised_priority
 from bot.slack.mrkdwn import (
     code_line,
     date,
-    escape,
     link,
+    literal,
     mention,
     plain,
     safe_url,
@@ -72,9 +73,19 @@ _TRUNK_BRANCHES = ("main", "master")
 # ---------------------------------------------------------------- shared pieces
 
 
+def escalation_showing(view: AlertView) -> bool:
+    """The escalation marker shows only while nobody has taken the alert.
+
+    Once someone acknowledges, is assigned or bisects (or it resolves), the raised
+    priority has done its job; leaving ``[P1↑]`` up would keep paging the reader's eye.
+    """
+    return (view.escalated and view.state != "resolved" and not view.acked_by
+            and not view.assignee and view.state != "bisecting")
+
+
 def shown_priority(view: AlertView) -> str:
-    """The priority people see: one step more urgent once escalated (P2 -> P1, P0 stays)."""
-    return raised_priority(view.priority) if view.escalated else view.priority
+    """The priority people see: one step more urgent while escalated (P2 -> P1, P0 stays)."""
+    return raised_priority(view.priority) if escalation_showing(view) else view.priority
 
 
 def alert_title(view: AlertView) -> str:
@@ -84,7 +95,7 @@ def alert_title(view: AlertView) -> str:
     the claim every listed job satisfies; once all recovered it says what was.
     """
     priority = shown_priority(view)
-    if view.escalated and priority != view.priority:
+    if priority != view.priority:
         priority += "↑"
     failing = [job for job in view.jobs if not job.recovered]
     label = route_label(view.route)
@@ -129,8 +140,8 @@ def _user(user_id: str) -> str:
 
 
 def _text(text: str, limit: int) -> str:
-    """Untrusted text made safe for mrkdwn: one line, escaped, at most ``limit`` characters."""
-    return truncate(escape(plain(text)), limit)
+    """Untrusted text made safe for mrkdwn: one line, shown literally, at most ``limit`` chars."""
+    return truncate(literal(plain(text)), limit)
 
 
 def _elapsed(start: datetime, end: datetime) -> str:
@@ -150,7 +161,7 @@ def render_parent(view: AlertView) -> tuple[str, list[Block]]:
     The fallback text is what notifications and screen readers show, so it is the
     escaped title and nothing else: no mentions, no status noise.
     """
-    blocks: list[Block] = [_section(f"*{escape(alert_title(view))}*\n{_status_line(view)}")]
+    blocks: list[Block] = [_section(f"*{literal(alert_title(view))}*\n{_status_line(view)}")]
     blocks += _job_blocks(view)
     blocks += _range_blocks(view)
     blocks += _external_blocks(view)
@@ -164,11 +175,16 @@ def render_parent(view: AlertView) -> tuple[str, list[Block]]:
     room = MAX_BLOCKS - len(tail)
     if len(blocks) > room:
         blocks = blocks[: room - 1] + [_context("_Some details were left out to fit Slack._")]
-    return escape(alert_title(view)), blocks + tail
+    return literal(alert_title(view)), blocks + tail
 
 
 def _status_line(view: AlertView) -> str:
-    """The state in words, with who owns it; escalation is flagged after it."""
+    """State, owner and snooze together, whichever of them is the headline.
+
+    The state word leads; the owner (assignee, else who acknowledged) and a snooze
+    follow whenever they are set, so snoozing never hides who owns the alert. The
+    escalation marker follows only while nobody has taken the alert.
+    """
     state = view.state
     if state == "resolved":
         line = ":white_check_mark: *Resolved*"
@@ -178,35 +194,46 @@ def _status_line(view: AlertView) -> str:
             line += f" by {_user(view.resolved_by)}"
         if view.resolved_at_sha:
             line += f", jobs green again at {_commit_link(view, view.resolved_at_sha)}"
-    elif state == "acknowledged":
-        line = ":eyes: *Acknowledged*"
-        if view.acked_by:
-            line += f" by {_user(view.acked_by)}"
-    elif state == "assigned":
-        line = ":bust_in_silhouette: *Assigned*"
-        if view.assignee:
-            line += f" to {_user(view.assignee)}"
-        if view.acked_by and view.acked_by != view.assignee:
-            line += f" · acknowledged by {_user(view.acked_by)}"
-    elif state == "snoozed":
-        line = ":zzz: *Snoozed*"
-        if view.snooze_reason:
-            line += f" {_text(view.snooze_reason, 100)}"
-            if view.snoozed_until is not None:
-                line += f" (at most until {date(view.snoozed_until)})"
-        elif view.snoozed_until is not None:
-            line += f" until {date(view.snoozed_until)}"
-    elif state == "bisecting":
-        line = ":mag: *Bisecting*"
-        if view.bisect_status:
-            line += f": {_text(view.bisect_status, 200)}"
-    else:
-        line = ":red_circle: *Open*"
-        if view.acked_by:
-            line += f" · acknowledged by {_user(view.acked_by)}"
-    if view.escalated:
-        line += f" · :arrow_up: escalated from {_text(view.priority, 10)}"
-    return line
+        return line
+    heads = {
+        "open": ":red_circle: *Open*",
+        "acknowledged": ":eyes: *Acknowledged*",
+        "assigned": ":bust_in_silhouette: *Assigned*",
+        "snoozed": ":zzz: *Snoozed*",
+        "bisecting": ":mag: *Bisecting*",
+    }
+    parts = [heads.get(state, ":red_circle: *Open*")]
+    if state == "bisecting" and view.bisect_status:
+        parts[0] += f": {_text(view.bisect_status, 200)}"
+    snooze = _snooze_words(view)
+    if state == "snoozed" and snooze:
+        parts[0] += f" {snooze}"
+    owners: list[str] = []
+    if view.assignee:
+        owners.append(f"assigned to {_user(view.assignee)}")
+    if view.acked_by and view.acked_by != view.assignee:
+        owners.append(f"acknowledged by {_user(view.acked_by)}")
+    if state in ("acknowledged", "assigned") and owners:
+        # the head already names the state: "*Assigned* to @carol", not "*Assigned* · assigned"
+        parts[0] += " " + owners.pop(0).split(" ", 1)[1]
+    parts += owners or ([] if state in ("acknowledged", "assigned") else ["nobody on it yet"])
+    if state != "snoozed" and snooze:
+        parts.append(f"snoozed {snooze}")
+    if escalation_showing(view):
+        parts.append(f":arrow_up: escalated from {_text(view.priority, 10)}")
+    return " · ".join(parts)
+
+
+def _snooze_words(view: AlertView) -> str:
+    """``until green (at most until …)``, ``until <date>``, or "" when not snoozed."""
+    if view.snooze_reason:
+        text = _text(view.snooze_reason, 100)
+        if view.snoozed_until is not None:
+            text += f" (at most until {date(view.snoozed_until)})"
+        return text
+    if view.snoozed_until is not None:
+        return f"until {date(view.snoozed_until)}"
+    return ""
 
 
 def _job_blocks(view: AlertView) -> list[Block]:
@@ -462,7 +489,7 @@ def _event_sha(event: EventView, alert: AlertView) -> str:
 
 
 def _opened(event: EventView, alert: AlertView) -> str:
-    return f":rotating_light: Alert opened: {escape(alert_title(alert))}"
+    return f":rotating_light: Alert opened: {literal(alert_title(alert))}"
 
 
 def _extended(event: EventView, alert: AlertView) -> str:
@@ -723,18 +750,31 @@ _EVENT_WRITERS: dict[str, Callable[[EventView, AlertView], str]] = {
 
 
 def render_alert_summary(view: AlertView, now: datetime | None = None) -> str:
-    """One line per alert for lists: short id, title, state, age, owner.
+    """One line per alert for lists: short id, title, then who has it and for how long.
 
-    The owner is a ``<@U…>`` mention so it shows as a name; use these lines in
-    ephemeral messages, App Home or modals, where mentions notify nobody.
+    For example ``A3 [P2] broken-inductor: 1 Inductor job failing … — assigned to @carol,
+    snoozed until green, open for 2h``. The owner is a ``<@U…>`` mention so it shows as a
+    name; use these lines in ephemeral messages, App Home or modals, where mentions
+    notify nobody.
     """
     now = now or datetime.now(UTC)
-    if view.state == "resolved" and view.resolved_at is not None:
-        age = f"resolved after {_elapsed(view.opened_at, view.resolved_at)}"
+    title = f"`{_text(view.short_id, 20)}` {literal(alert_title(view))}"
+    if view.state == "resolved":
+        status = "resolved"
+        if view.resolved_at is not None:
+            status += f" after {_elapsed(view.opened_at, view.resolved_at)}"
+        return f"{title} — {status}"
+    words: list[str] = []
+    if view.state == "bisecting":
+        words.append("bisecting")
+    if view.assignee:
+        words.append(f"assigned to {_user(view.assignee)}")
+    elif view.acked_by:
+        words.append(f"acknowledged by {_user(view.acked_by)}")
     else:
-        age = f"open {_elapsed(view.opened_at, now)}"
-    owner_id = view.assignee or view.acked_by
-    owner = _user(owner_id) if owner_id else "_unowned_"
-    return (
-        f"`{_text(view.short_id, 20)}` {escape(alert_title(view))} · {view.state} · {age} · {owner}"
-    )
+        words.append("unowned")
+    snooze = _snooze_words(view)
+    if snooze:
+        words.append(f"snoozed {snooze}")
+    words.append(f"open for {_elapsed(view.opened_at, now)}")
+    return f"{title} — {', '.join(words)}"

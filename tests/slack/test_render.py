@@ -180,6 +180,37 @@ def test_escalation_raises_shown_priority_one_step() -> None:
     assert "escalated from P2" in blocks[0]["text"]["text"]
 
 
+@pytest.mark.parametrize("taken", [
+    {"state": "acknowledged", "acked_by": "U1"},
+    {"state": "assigned", "assignee": "U2"},
+    {"state": "snoozed", "acked_by": "U1", "snooze_reason": "until green"},
+    {"state": "bisecting", "bisect_status": "round 1"},
+    {"state": "resolved", "resolved_at": T0 + timedelta(hours=3)},
+])
+def test_escalation_marker_only_while_nobody_has_taken_the_alert(taken: dict[str, Any]) -> None:
+    view = alert(escalated=True, **taken)
+    assert alert_title(view).startswith("[P2] ")
+    text, blocks = render_parent(view)
+    assert "escalated" not in blocks[0]["text"]["text"] and "↑" not in text
+
+
+def test_status_line_shows_state_owner_and_snooze_together() -> None:
+    until = T0 + timedelta(hours=2)
+    snoozed = alert(state="snoozed", assignee="U2", acked_by="U1", snoozed_until=until)
+    status = render_parent(snoozed)[1][0]["text"]["text"].split("\n")[1]
+    assert status == (f":zzz: *Snoozed* until {date(until)} · assigned to <@U2> · "
+                      "acknowledged by <@U1>")
+    bisecting = alert(state="bisecting", bisect_status="round 1", acked_by="U1",
+                      snooze_reason="until green")
+    status = render_parent(bisecting)[1][0]["text"]["text"].split("\n")[1]
+    assert status == (":mag: *Bisecting*: round 1 · acknowledged by <@U1> · "
+                      "snoozed until green")
+    assert render_parent(alert(state="assigned", assignee="U2"))[1][0]["text"]["text"] \
+        .endswith(":bust_in_silhouette: *Assigned* to <@U2>")
+    assert render_parent(alert())[1][0]["text"]["text"].endswith(
+        ":red_circle: *Open* · nobody on it yet")
+
+
 def test_fallback_text_is_the_escaped_title_without_mentions() -> None:
     view = alert(team="<!channel> & co", acked_by="U9", state="acknowledged")
     text, _ = render_parent(view)
@@ -449,9 +480,15 @@ def test_summary_line() -> None:
     line = render_alert_summary(alert(state="assigned", assignee="U8", acked_by="U7"), now)
     assert line == (
         "`a1b2` [P2] broken-inductor: 2 Inductor jobs failing for 3+ commits on trunk"
-        " · assigned · open 3h12m · <@U8>"
+        " — assigned to <@U8>, open for 3h12m"
     )
+    snoozed = alert(state="snoozed", acked_by="U7", snooze_reason="until green")
+    assert render_alert_summary(snoozed, now).endswith(
+        " — acknowledged by <@U7>, snoozed until green, open for 3h12m")
+    unowned = render_alert_summary(alert(), now)
+    assert unowned.endswith(" — unowned, open for 3h12m")
+    assert "open · open" not in unowned and "· open" not in unowned
     resolved = replace(alert(), state="resolved", resolved_at=T0 + timedelta(minutes=45))
-    assert "resolved after 45m · _unowned_" in render_alert_summary(resolved, now)
+    assert render_alert_summary(resolved, now).endswith(" — resolved after 45m")
     hostile = render_alert_summary(alert(jobs=(), title=HOSTILE), now)
     assert_no_leaks(hostile)

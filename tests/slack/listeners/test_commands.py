@@ -85,7 +85,7 @@ def test_every_sub_command_changes_the_alert_and_its_timeline(slack: SlackSide) 
 def test_list_and_show(slack: SlackSide) -> None:
     listed = slack.command("list").text()
     assert "*1 open alert for this channel:*" in listed
-    assert "`A1`" in listed and "_unowned_" in listed
+    assert "`A1`" in listed and "— unowned, open for" in listed
     assert "<https://fake-slack.example/archives/C0TEST/p" in listed  # the thread
     elsewhere = slack.command("list", channel="C0ELSEWHERE").text()
     assert "No open alerts for this channel" in elsewhere

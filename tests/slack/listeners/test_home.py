@@ -34,7 +34,7 @@ def test_app_home_lists_alerts_mine_first_with_links_and_buttons(tmp_path: Path,
         sections = [b["text"]["text"] for b in home["blocks"] if b["type"] == "section"]
         assert sections[0] == "*2 open alerts* (assigned to you first)"
         assert sections[1].startswith("`A1`") and "<@U2>" in sections[1]
-        assert sections[2].startswith("`A2`") and "_unowned_" in sections[2]
+        assert sections[2].startswith("`A2`") and "— unowned, open for" in sections[2]
         assert all("https://fake-slack.example/archives/C0TEST/p" in s for s in sections[1:])
         actions = [b for b in home["blocks"] if b["type"] == "actions"]
         assert [b["block_id"] for b in actions] == ["alert:1:actions", "alert:2:actions"]
