@@ -56,7 +56,7 @@ def test_three_red_commits_open_one_alert_with_jobs_logs_range_and_suspect(
     parent = step[step.index("── #C0INDUCTOR · new message"):step.index("edited ──")]
     lines = parent.splitlines()
     assert lines[1] == "[P2] broken-inductor: 1 Inductor job failing for 3+ commits on trunk"
-    assert lines[2] == "🔴 Open"
+    assert lines[2] == "🔴 Open · nobody on it yet"
     job = next(line for line in lines if HF in line)
     assert re.fullmatch(rf"• ❌ {re.escape(HF)} failing for 3 commits since 2ba98c1\[1\] · "
                         r"log\[2\]", job)
@@ -89,7 +89,7 @@ def test_the_sheriff_lists_acks_and_assigns_from_the_slash_command(
     assert "── answer to /inductor list · only @U0SAM sees this ──" in listed
     assert "`A1` [P2] broken-inductor: 3 Inductor jobs failing for 3+ commits on trunk" in listed
     assert "👀 You acknowledged A1" in acked
-    assert "- 🔴 Open\n+ 👀 Acknowledged by @U0SAM" in acked
+    assert "- 🔴 Open · nobody on it yet\n+ 👀 Acknowledged by @U0SAM" in acked
     assert "  ↳ 👀 Acknowledged by sam" in acked
     assert "👤 Assigned A1 to @U0ALICE." in steps[8]
     assert "+ 👤 Assigned to @U0ALICE · acknowledged by @U0SAM" in steps[8]

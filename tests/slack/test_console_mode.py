@@ -148,7 +148,7 @@ def test_a_whole_incident_is_shown_answered_and_nothing_reaches_slack(
     assert "You acknowledged A1" in acked.json()["text"]
     edited = console.shown("edited ──", "Acknowledged by @U1")
     assert edited.splitlines()[1:] == [  # what changed, as a reader notices it
-        "- 🔴 Open", "+ 👀 Acknowledged by @U1",
+        "- 🔴 Open · nobody on it yet", "+ 👀 Acknowledged by @U1",
         "- [ Acknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Resolve ]",
         "+ [ Unacknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Resolve ]"]
     reply = console.shown("reply in the thread of", "Acknowledged by")
