@@ -49,15 +49,36 @@ class Settings:
     grafana_webhook_token: str | None = None
     grafana_webhook_secret: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
+    max_pending_body_bytes: int = 64 * 1024 * 1024  # all unauthenticated bodies being read
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive
+    body_timeout: float = 30.0  # seconds for a whole request body to arrive
+    max_connections: int | None = None  # None: half the process's file descriptor limit
+    webhook_store_timeout: float = 8.0  # seconds before a webhook that waits to be stored gets 503
+    shutdown_timeout: float = 20.0  # seconds SIGTERM waits for in-flight work
+    disk_free_min_bytes: int = 64 * 1024 * 1024  # /healthz 503 below this free space
+    db_lock_alarm: float = 30.0  # /healthz 503 when the write lock is unobtainable this long
+    sender_stuck_after: float = 120.0  # /healthz 503 when the sender makes no progress this long
     scheduler_enabled: bool = True
     digest_hour_utc: int | None = None  # daily digest per channel at this UTC hour; None: off
     routes: tuple[Route, ...] = field(default_factory=tuple)
 
 
+SECRET_SETTINGS = ("slack_bot_token", "slack_signing_secret", "slack_app_token",
+                   "github_webhook_secret", "github_token", "hud_token", "grafana_webhook_token",
+                   "grafana_webhook_secret")
+
+
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """Every configured secret, for cutting out of text the bot passes on (probe output)."""
+    return tuple(v for v in (getattr(settings, name) for name in SECRET_SETTINGS) if v)
+
+
 _INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "hud_poll_interval",
-                 "hud_per_page", "hud_backfill_commits", "max_body_bytes", "digest_hour_utc"}
+                 "hud_per_page", "hud_backfill_commits", "max_body_bytes", "digest_hour_utc",
+                 "max_pending_body_bytes", "max_connections", "disk_free_min_bytes"}
 _BOOL_SETTINGS = {"scheduler_enabled"}
-_FLOAT_SETTINGS = {"slack_timeout"}
+_FLOAT_SETTINGS = {"slack_timeout", "header_timeout", "body_timeout", "webhook_store_timeout",
+                   "shutdown_timeout", "db_lock_alarm", "sender_stuck_after"}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -24,6 +24,7 @@ class SourceHealth:
     last_error: datetime | None = None
     error: str | None = None
     note: str | None = None
+    failures_in_row: int = 0  # errors since the last success
 
 
 @dataclass
@@ -38,12 +39,21 @@ class Health:
             entry = self.sources.setdefault(source, SourceHealth())
             entry.last_success = datetime.now(UTC)
             entry.note = note
+            entry.failures_in_row = 0
 
     def error(self, source: str, message: str) -> None:
         with self._lock:
             entry = self.sources.setdefault(source, SourceHealth())
             entry.last_error = datetime.now(UTC)
             entry.error = message
+            entry.failures_in_row += 1
+
+    def failing(self, prefixes: tuple[str, ...], at_least: int) -> dict[str, str]:
+        """Sources named with one of ``prefixes`` whose last ``at_least`` reports all failed."""
+        with self._lock:
+            return {name: f"failed {s.failures_in_row} times in a row, last: {s.error}"
+                    for name, s in self.sources.items()
+                    if name.startswith(prefixes) and s.failures_in_row >= at_least}
 
     def note(self, source: str, message: str | None) -> None:
         with self._lock:
@@ -78,6 +88,7 @@ class Health:
                         "last_error": _iso(s.last_error),
                         "error": s.error,
                         "note": s.note,
+                        "failures_in_row": s.failures_in_row,
                     }
                     for name, s in sorted(self.sources.items())
                 },

@@ -7,15 +7,18 @@ from the environment.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.bisect.service import Bisects
-from bot.config import Settings, check_slack
+from bot.config import Settings, check_slack, secret_values
 from bot.health import Health, TooOldNotices
+from bot.health_checks import HealthChecks
 from bot.ingest import pollers
 from bot.ingest.pipeline import Ingestor
+from bot.lanes import Lanes
 from bot.schedule import Scheduler
 from bot.slack import people
 from bot.slack.client import SlackApi, WebApi
@@ -51,6 +54,7 @@ class Bot:
         self.clock = clock
         self.health = Health()
         self.store = Store(settings.database_path)
+        self.lanes = Lanes.open()
         self.routes = {r.name: r for r in settings.routes}
         self.console = not settings.slack_bot_token
         self.slack_api: SlackApi = (
@@ -71,12 +75,17 @@ class Bot:
             self.store, self.routes, clock, self.health,
             github_api_url=settings.github_api_url, github_token=settings.github_token,
             on_change=self.alerts_changed, ingest_results=self.ingestor.results,
-            user_by_email=lambda email: people.user_id_by_email(self.slack_api, email))
+            user_by_email=lambda email: people.user_id_by_email(self.slack_api, email),
+            secrets=secret_values(settings))
         self.triage = Triage(self.store, self.routes, self.slack_api, clock, self.alerts_changed,
                              self.bisects)
         # who the bot is in Slack, learnt in the background (never inside a request)
         self.identity = None if self.console else BotIdentity(
             self.slack_api, settings.slack_bot_token or "", self.health)
+        self.checks = HealthChecks(
+            self.store, self.health, disk_free_min_bytes=settings.disk_free_min_bytes,
+            lock_alarm_s=settings.db_lock_alarm, sender_stuck_after_s=settings.sender_stuck_after,
+            sender_stuck_for=self.sender.stuck_for)
         self.bolt = None
         self._socket: SocketLink | None = None
         self._started = False
@@ -127,16 +136,27 @@ class Bot:
                           routes_by_channel(self.routes, self.default_channel),
                           self.settings.digest_hour_utc, now or self.clock())
 
-    def stop(self) -> None:
-        self.scheduler.stop()
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every thread, let work in flight finish within ``timeout``, release leases.
+
+        Order matters: nothing new is taken (Socket Mode, request lanes), then scheduled
+        jobs and the sender finish what they are doing, and only then is the store
+        closed, so no job writes to a closed database.
+        """
+        budget = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
         if self._socket is not None:
             self._socket.stop()
         if self.identity is not None:
             self.identity.stop()
-        self.sender.stop()
+        self.lanes.close(wait=False)
+        self.scheduler.stop(timeout=max(deadline - time.monotonic(), 0.1))
+        self.bisects.local.join(max(deadline - time.monotonic(), 0.1))
+        self.sender.stop(timeout=max(deadline - time.monotonic(), 0.1))
         self.store.close()
 
     def health_report(self) -> dict[str, Any]:
+        """What /healthz shows; blocking (disk, SQLite): run it off the event loop."""
         report: dict[str, Any] = {"ok": True}
         try:
             backlog = outbox.backlog(self.store.db)  # fails when the database does
@@ -150,6 +170,9 @@ class Bot:
                               else " (not connected)"))
             if self.settings.slack_app_token else "http")
         report.update(self.health.snapshot())
+        checked, facts = self.checks.run()
+        report["problems"].update(checked)
+        report["vitals"] = facts
         if report["problems"]:
             report["ok"] = False
         return report

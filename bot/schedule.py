@@ -9,6 +9,7 @@ kept only in memory, so a restart loses nothing.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -61,9 +62,21 @@ class Scheduler:
     def start(self) -> None:
         self._aps.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """No new runs; wait up to ``timeout`` for running jobs, then release the lease.
+
+        A job still running after that (a poller stuck on the network) is left to its
+        daemon thread; it holds no lease any more, and its writes are whole transactions.
+        """
         if self._aps.running:
-            self._aps.shutdown(wait=False)
+            self._aps.pause()
+            waiter = threading.Thread(target=self._aps.shutdown, kwargs={"wait": True},
+                                      name="scheduler-stop", daemon=True)
+            waiter.start()
+            waiter.join(timeout)
+            if waiter.is_alive():
+                log.warning("scheduled jobs still running after %gs; stopping without them",
+                            timeout)
         try:
             with self.store.transaction() as db:
                 leases.release(db, LEASE, self.holder)

@@ -2,6 +2,9 @@
 
 Each probe gets its own ``git worktree`` in a temporary directory, so the configured
 checkout (its files, index and HEAD) is never touched and probes can run side by side.
+Every child process (git, and the probe command, which runs code from an untrusted
+commit) gets a minimal explicit environment, never the bot's own: the bot's tokens are
+in its environment. Output is redacted of the configured secrets all the same.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import IO
 from bot.bisect.driver import ProbeResult
 from bot.domain.bisect_planner import Outcome
 from bot.domain.model import Commit
+from bot.domain.payload import is_sha
+from bot.domain.redact import redact
 
 UNTESTABLE_EXIT = 125
 """Exit status meaning "cannot test this commit", as in ``git bisect run``."""
@@ -30,6 +35,19 @@ UNTESTABLE_EXIT = 125
 TAIL_LINES = 20
 TAIL_CHARS = 2000
 _TAIL_READ = 64 * 1024  # bytes read from the end of the output to build the tail
+
+
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+"""The only variables a child process inherits; anything else it needs is set explicitly."""
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """A minimal environment for a child process: ``PASSED_ENV`` from ours, plus ``extra``."""
+    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for credentials on a terminal
+    env.update(extra)
+    return env
 
 
 class GitError(RuntimeError):
@@ -43,6 +61,7 @@ def _git(repo: Path, *args: str) -> str:
         text=True,
         check=False,
         stdin=subprocess.DEVNULL,
+        env=child_env(),
     )
     if done.returncode != 0:
         raise GitError(done.stderr.strip() or f"git {' '.join(args)} exited {done.returncode}")
@@ -75,6 +94,7 @@ def is_ancestor(repo: Path, older: str, newer: str) -> bool:
         text=True,
         check=False,
         stdin=subprocess.DEVNULL,
+        env=child_env(),
     )
     if done.returncode not in (0, 1):
         raise GitError(done.stderr.strip())
@@ -117,12 +137,15 @@ class LocalBackend:
 
     ``command`` is an argument list run without a shell, or a string run by ``/bin/sh``.
     Exit 0 is a pass, 125 untestable (inconclusive), anything else or a timeout a fail.
+    The command sees only ``child_env()`` plus ``BISECT_SHA``; ``secrets`` are cut out of
+    everything a probe reports.
     """
 
     repo: Path
     command: Sequence[str] | str
     timeout: float
     max_parallel: int = 1
+    secrets: tuple[str, ...] = ()
     _git_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +166,9 @@ class LocalBackend:
     def probe(self, sha: str) -> ProbeResult:
         """Check out ``sha`` in a fresh worktree, run the command there, then remove it."""
         started = time.monotonic()
+        if not is_sha(sha):  # a ref (``HEAD~3``, a branch) is not what was planned
+            return ProbeResult(sha, Outcome.INCONCLUSIVE,
+                               detail=f"not a 40-hex-digit commit sha: {sha[:50]!r}", seconds=0.0)
         workdir = Path(tempfile.mkdtemp(prefix=f"bisect-{sha[:12]}-"))
         try:
             try:
@@ -153,21 +179,21 @@ class LocalBackend:
                 return ProbeResult(
                     sha,
                     Outcome.INCONCLUSIVE,
-                    detail=f"checkout failed: {exc}",
+                    detail=redact(f"checkout failed: {exc}", self.secrets),
                     seconds=time.monotonic() - started,
                 )
-            outcome, detail, output = self._run(workdir)
+            outcome, detail, output = self._run(workdir, sha)
             return ProbeResult(
                 sha,
                 outcome,
-                detail=detail,
-                tail=output_tail(output),
+                detail=redact(detail, self.secrets),
+                tail=output_tail(redact(output, self.secrets)),
                 seconds=time.monotonic() - started,
             )
         finally:
             self._remove_worktree(workdir)
 
-    def _run(self, workdir: Path) -> tuple[Outcome, str, str]:
+    def _run(self, workdir: Path, sha: str) -> tuple[Outcome, str, str]:
         argv = ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else self.command
         with tempfile.TemporaryFile() as log:
             try:
@@ -179,6 +205,7 @@ class LocalBackend:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    env=child_env(BISECT_SHA=sha),
                 )
             except OSError as exc:
                 return Outcome.INCONCLUSIVE, f"cannot run {argv[0]!r}: {exc.strerror}", ""

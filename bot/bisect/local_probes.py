@@ -14,6 +14,7 @@ from datetime import datetime
 from bot.bisect.config import BisectConfig
 from bot.bisect.local import LocalBackend
 from bot.domain.bisect_planner import Outcome
+from bot.domain.redact import redact
 from bot.store import bisects as store
 from bot.store.bisects import Probe
 from bot.store.db import Store
@@ -26,9 +27,11 @@ DETAIL_CHARS = 300
 class LocalWorkers:
     """The probes this process is running right now, by probe id."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime],
+                 secrets: tuple[str, ...] = ()) -> None:
         self.store = store
         self.clock = clock
+        self.secrets = secrets
         self._lock = threading.Lock()
         self._threads: dict[int, threading.Thread] = {}
 
@@ -44,7 +47,8 @@ class LocalWorkers:
             if probe.state == "planned" and not store.set_run(db, probe.id, None, None):
                 return  # someone else moved it
         assert config.repo is not None and config.command is not None
-        backend = LocalBackend(config.repo, config.command, config.timeout.total_seconds())
+        backend = LocalBackend(config.repo, config.command, config.timeout.total_seconds(),
+                               secrets=self.secrets)
         thread = threading.Thread(target=self._run, args=(backend, probe),
                                   name=f"bisect-probe-{probe.id}", daemon=True)
         with self._lock:
@@ -67,8 +71,10 @@ class LocalWorkers:
                 detail = f"{detail}: {last[0]}"
             outcome = result.outcome
         except Exception as exc:  # a broken checkout must not leave the probe running forever
-            log.exception("local probe %s at %s failed", probe.id, probe.sha[:12])
+            log.error("local probe %s at %s failed: %s", probe.id, probe.sha[:12],
+                      redact(f"{type(exc).__name__}: {exc}", self.secrets))
             outcome, detail = Outcome.INCONCLUSIVE, f"{type(exc).__name__}: {exc}"
+        detail = redact(detail, self.secrets)
         try:
             with self.store.transaction() as db:
                 store.finish_probe(db, probe.id, outcome, detail[:DETAIL_CHARS],

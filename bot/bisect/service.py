@@ -80,7 +80,8 @@ class Bisects:
                  health: Health, *, github_api_url: str, github_token: str | None,
                  on_change: Callable[[set[int]], None],
                  ingest_results: Callable[[list[JobResult]], object],
-                 user_by_email: UserByEmail | None = None) -> None:
+                 user_by_email: UserByEmail | None = None,
+                 secrets: tuple[str, ...] = ()) -> None:
         self.store = store
         self.routes = routes
         self.clock = clock
@@ -90,7 +91,7 @@ class Bisects:
         self.on_change = on_change
         self.ingest_results = ingest_results
         self.user_by_email = user_by_email
-        self.local = LocalWorkers(store, clock)
+        self.local = LocalWorkers(store, clock, secrets)
         self._tick_lock = threading.Lock()
 
     def start(self, alert_id: int, actor: str | None, job_key: str | None = None,

@@ -6,9 +6,17 @@ GitHub, HUD and Grafana payloads all go through these, so a malformed body is al
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+# what SQLite can store as an integer; a bigger number in a payload is nonsense, not data
+MAX_INT = 2**63 - 1
+# CI times outside these years are corrupt, and past them datetime arithmetic overflows
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 2200
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class PayloadError(ValueError):
@@ -41,6 +49,21 @@ def checked(value: Any, kind: type | tuple[type, ...], path: str) -> Any:
         raise PayloadError(f"{path}: expected {_kind_names(kinds)}, got bool")
     if not isinstance(value, kinds):
         raise PayloadError(f"{path}: expected {_kind_names(kinds)}, got {type(value).__name__}")
+    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+        raise PayloadError(f"{path}: integer out of range")
+    return value
+
+
+def is_sha(text: object) -> bool:
+    """A full commit id: exactly 40 lower-case hex digits (never a ref like ``HEAD~3``)."""
+    return isinstance(text, str) and _SHA.fullmatch(text) is not None
+
+
+def sha_field(obj: Mapping[str, Any], key: str, path: str) -> str:
+    """``obj[key]`` as a full commit sha; upper-case hex is folded, anything else refused."""
+    value = field_of(obj, key, str, path).strip().lower()
+    if not is_sha(value):
+        raise PayloadError(f"{path}: expected a 40-hex-digit commit sha, got {value[:50]!r}")
     return value
 
 
@@ -68,4 +91,13 @@ def parse_timestamp(value: Any, path: str) -> datetime | None:
         raise PayloadError(f"{path}: not an ISO 8601 timestamp: {value!r}") from None
     if parsed.year == 1:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:  # the zone is kept, but the time must be one UTC can hold
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise PayloadError(f"{path}: timestamp out of range: {value!r}") from None
+    if not EARLIEST_YEAR <= in_utc.year < LATEST_YEAR:
+        raise PayloadError(f"{path}: timestamp out of range ({EARLIEST_YEAR}..{LATEST_YEAR}): "
+                           f"{value!r}")
+    return parsed

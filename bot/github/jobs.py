@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.model import JobResult
-from bot.domain.payload import checked, field_of, optional_field, parse_timestamp
+from bot.domain.payload import checked, field_of, optional_field, parse_timestamp, sha_field
 
 
 def job_result(job: Mapping[str, Any], repo: str, source: str, path: str) -> JobResult:
@@ -14,7 +14,7 @@ def job_result(job: Mapping[str, Any], repo: str, source: str, path: str) -> Job
     attempt = optional_field(job, "run_attempt", int, f"{path}.run_attempt")
     return JobResult(
         repo=repo,
-        sha=field_of(job, "head_sha", str, f"{path}.head_sha"),
+        sha=sha_field(job, "head_sha", f"{path}.head_sha"),
         branch=optional_field(job, "head_branch", str, f"{path}.head_branch"),
         workflow=field_of(job, "workflow_name", str, f"{path}.workflow_name"),
         job_name=field_of(job, "name", str, f"{path}.name"),

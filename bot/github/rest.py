@@ -23,6 +23,8 @@ USER_AGENT = "inductor-bot"
 # GitHub: "if you exceed a secondary rate limit without a retry-after header, wait at
 # least one minute"; used for any rate-limit answer that says nothing more precise.
 DEFAULT_PAUSE = timedelta(minutes=1)
+# GitHub's limits reset within the hour: a longer pause is a broken header, not a limit
+MAX_PAUSE = timedelta(hours=1)
 
 
 class ApiRateLimited(Exception):
@@ -70,9 +72,11 @@ def message(response: httpx.Response) -> str:
 
 def reset_time(response: httpx.Response, now: datetime) -> datetime:
     """When the rate limit resets (``X-RateLimit-Reset``), at least a second from now."""
-    reset = response.headers.get("x-ratelimit-reset", "")
-    until = datetime.fromtimestamp(int(reset), UTC) if reset.isdigit() else now + DEFAULT_PAUSE
-    return max(until, now + timedelta(seconds=1))
+    reset = response.headers.get("x-ratelimit-reset", "").strip()
+    latest = now + MAX_PAUSE
+    until = (datetime.fromtimestamp(min(int(reset), int(latest.timestamp())), UTC)
+             if reset.isascii() and reset.isdigit() else now + DEFAULT_PAUSE)
+    return min(max(until, now + timedelta(seconds=1)), latest)
 
 
 def rate_limit_pause(response: httpx.Response, now: datetime) -> ApiRateLimited | None:
@@ -85,9 +89,9 @@ def rate_limit_pause(response: httpx.Response, now: datetime) -> ApiRateLimited 
         return None
     headers = response.headers
     text = message(response)
-    retry_after = headers.get("retry-after")
-    if retry_after is not None and retry_after.strip().isdigit():
-        seconds = max(int(retry_after), 1)
+    retry_after = (headers.get("retry-after") or "").strip()
+    if retry_after.isascii() and retry_after.isdigit():
+        seconds = min(max(int(retry_after), 1), int(MAX_PAUSE.total_seconds()))
         reason = f"{response.status_code} rate limited, Retry-After {seconds}s: {text}"
         return ApiRateLimited(now + timedelta(seconds=seconds), reason)
     if headers.get("x-ratelimit-remaining") == "0":

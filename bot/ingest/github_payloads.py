@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.model import Commit, JobResult
-from bot.domain.payload import checked, field_of, optional_field, parse_timestamp
+from bot.domain.payload import checked, field_of, optional_field, parse_timestamp, sha_field
 from bot.github.jobs import job_result
 
 BRANCH_REF_PREFIX = "refs/heads/"
@@ -52,7 +52,7 @@ def _repo_name(payload: Mapping[str, Any]) -> str:
 
 def _push_commit(raw: Any, path: str) -> Commit:
     raw = checked(raw, dict, path)
-    sha = field_of(raw, "id", str, f"{path}.id")
+    sha = sha_field(raw, "id", f"{path}.id")
     message = optional_field(raw, "message", str, f"{path}.message") or ""
     author = optional_field(raw, "author", dict, f"{path}.author") or {}
     author_name = (
@@ -83,8 +83,8 @@ def parse_push(payload: Any) -> PushEvent:
         repo=_repo_name(payload),
         ref=ref,
         branch=ref.removeprefix(BRANCH_REF_PREFIX) if ref.startswith(BRANCH_REF_PREFIX) else None,
-        before=field_of(payload, "before", str, "before"),
-        after=field_of(payload, "after", str, "after"),
+        before=sha_field(payload, "before", "before"),
+        after=sha_field(payload, "after", "after"),
         forced=flag("forced"),
         created=flag("created"),
         deleted=flag("deleted"),

@@ -16,6 +16,7 @@ from bot.domain.payload import (
     field_of,
     optional_field,
     parse_timestamp,
+    sha_field,
 )
 
 # Conclusions after which a job will not change again (HUD also reports "flaky").
@@ -44,6 +45,9 @@ class HudPage:
     commits: tuple[Commit, ...] = field(default_factory=tuple)
     results: tuple[JobResult, ...] = field(default_factory=tuple)
     job_names: tuple[str, ...] = field(default_factory=tuple)
+    # rows and cells that failed validation, each with the reason; the rest of the page
+    # is used (one bad row must not stop every commit after it from being ingested)
+    skipped: tuple[str, ...] = field(default_factory=tuple)
 
 
 def synthetic_job_id(sha: str, full_name: str) -> int:
@@ -59,21 +63,24 @@ def synthetic_job_id(sha: str, full_name: str) -> int:
     return -(int.from_bytes(digest, "big") >> 1) - 1
 
 
+def _digits(value: Any, path: str) -> int:
+    """An integer, or a string of ASCII digits, within SQLite's 64-bit range."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    return checked(value, int, path)
+
+
 def _pr_number(value: Any, path: str) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return checked(value, int, path)
+    return _digits(value, path)
 
 
 def _job_id(cell: Mapping[str, Any], sha: str, full_name: str, path: str) -> int:
     value = cell.get("id")
     if value is None or value == "":
         return synthetic_job_id(sha, full_name)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return checked(value, int, path)
+    return _digits(value, path)
 
 
 def _status(conclusion: str | None) -> tuple[str, str | None]:
@@ -90,7 +97,7 @@ def _failure_lines(cell: Mapping[str, Any], path: str) -> tuple[str, ...]:
 
 def _commit(row: Mapping[str, Any], path: str) -> Commit:
     return Commit(
-        sha=field_of(row, "sha", str, f"{path}.sha"),
+        sha=sha_field(row, "sha", f"{path}.sha"),
         title=optional_field(row, "commitTitle", str, f"{path}.commitTitle") or "",
         author=optional_field(row, "author", str, f"{path}.author") or "",
         pr_number=_pr_number(row.get("prNum"), f"{path}.prNum"),
@@ -183,27 +190,39 @@ def parse_hud_page(data: Any, repo: str, branch: str | None = None) -> HudPage:
     names = _split(field_of(data, "jobNames", list, "jobNames"))
     commits: list[Commit] = []
     results: list[JobResult] = []
+    skipped: list[str] = []
     for r, raw_row in enumerate(grid):
         path = f"shaGrid[{r}]"
-        row = checked(raw_row, dict, path)
-        commit = _commit(row, path)
+        try:
+            row = checked(raw_row, dict, path)
+            commit = _commit(row, path)
+            jobs = optional_field(row, "jobs", list, f"{path}.jobs") or []
+            if len(jobs) > len(names):
+                raise PayloadError(
+                    f"{path}.jobs: {len(jobs)} cells but only {len(names)} jobNames"
+                )
+        except PayloadError as exc:
+            skipped.append(str(exc))
+            continue
         commits.append(commit)
-        jobs = optional_field(row, "jobs", list, f"{path}.jobs") or []
-        if len(jobs) > len(names):
-            raise PayloadError(
-                f"{path}.jobs: {len(jobs)} cells but only {len(names)} jobNames"
-            )
         for j, raw_cell in enumerate(jobs):
             cell_path = f"{path}.jobs[{j}]"
-            cell = checked(raw_cell, dict, cell_path) if raw_cell is not None else {}
-            if not cell:
-                continue  # the job did not run on this commit
-            full, workflow, job_name = names[j]
-            results.extend(_cell_runs(cell, cell_path, repo, branch, commit.sha, full,
-                                      workflow, job_name))
+            try:
+                cell = checked(raw_cell, dict, cell_path) if raw_cell is not None else {}
+                if not cell:
+                    continue  # the job did not run on this commit
+                full, workflow, job_name = names[j]
+                runs = _cell_runs(cell, cell_path, repo, branch, commit.sha, full, workflow,
+                                  job_name)
+            except PayloadError as exc:
+                skipped.append(str(exc))
+                continue
+            results.extend(runs)
     _check_newest_first(commits)
     return HudPage(
         commits=tuple(commits),
         results=tuple(results),
         job_names=tuple(full for full, _, _ in names),
+        skipped=tuple(skipped),
     )
+

@@ -144,6 +144,10 @@ def _replay_hud(path: Path, ingestor: Ingestor, clock: ReplayClock, report: Inge
                 print(f"{path}[{index}]: not used: {exc}", file=errors)
                 problems["unusable"] = problems.get("unusable", 0) + 1
                 break
+            for reason in page.skipped:
+                print(f"{path}[{index}]: skipped: {reason}", file=errors)
+            if page.skipped:
+                problems["skipped"] = problems.get("skipped", 0) + len(page.skipped)
             clock.see(*(c.time for c in page.commits))
             report.merge(ingestor.commits(route_repo, route_branch, list(reversed(page.commits))))
             report.merge(ingestor.results(page.results))

@@ -27,6 +27,23 @@ REJECTED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long",
 GONE = frozenset({"message_not_found", "cant_update_message", "thread_not_found"})
 
 
+RETRY_AFTER_MIN_S = 1.0
+RETRY_AFTER_MAX_S = 300.0
+"""Slack's Retry-After is seconds, usually a few; an answer of ``nan``, ``inf`` or a day is
+treated as the longest wait that still lets the bot notice Slack recovering."""
+
+
+def retry_after_seconds(raw: object) -> float:
+    """``Retry-After`` as seconds within [1 s, 5 min]; absent or unreadable means 1 s."""
+    try:
+        seconds = float(str(raw).strip()) if raw is not None else RETRY_AFTER_MIN_S
+    except ValueError:
+        return RETRY_AFTER_MIN_S
+    if seconds != seconds:  # nan
+        return RETRY_AFTER_MAX_S
+    return min(max(seconds, RETRY_AFTER_MIN_S), RETRY_AFTER_MAX_S)
+
+
 class SlackError(Exception):
     """A Slack call that did not succeed; ``code`` is Slack's error string or HTTP status."""
 
@@ -78,12 +95,8 @@ def _classify(method: str, exc: SlackApiError) -> SlackError:
     code = str(response.get("error", "")) if hasattr(response, "get") else ""
     if status == 429 or code == "ratelimited":
         headers = getattr(response, "headers", {}) or {}
-        raw = headers.get("Retry-After") or headers.get("retry-after") or "1"
-        try:
-            retry_after = float(raw)
-        except ValueError:
-            retry_after = 1.0
-        return RateLimited(method, retry_after)
+        raw = headers.get("Retry-After") or headers.get("retry-after")
+        return RateLimited(method, retry_after_seconds(raw))
     if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable",
                                  "request_timeout"):
         return Transient(method, code or f"HTTP {status}")

@@ -94,6 +94,10 @@ class Sender:
         self._passes = threading.Condition()
         self._passes_started = 0
         self._last_idle_pass = 0  # the number of the last pass that had nothing to send
+        # progress, for /healthz: when the thread last moved, and until when it is
+        # waiting on purpose (pacing, Retry-After) rather than stuck
+        self._moved_at = time.monotonic()
+        self._waiting_until = 0.0
 
     # --- thread ---------------------------------------------------------------------------
 
@@ -137,11 +141,30 @@ class Sender:
         with self._passes:
             return self._passes.wait_for(lambda: self._last_idle_pass >= target, timeout)
 
+    def stuck_for(self) -> float | None:
+        """Seconds since the sender last made progress (0 while it waits on purpose).
+
+        None when it is not running here (not started, or stopped); ``inf`` when its
+        thread died.
+        """
+        if self._thread is None or self._stop.is_set():
+            return None
+        if not self._thread.is_alive():
+            return float("inf")
+        now = time.monotonic()
+        if now < self._waiting_until:
+            return 0.0
+        return now - max(self._moved_at, self._waiting_until)
+
+    def _moved(self) -> None:
+        self._moved_at = time.monotonic()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._passes:
                 self._passes_started += 1
                 number = self._passes_started
+            self._moved()
             try:
                 worked = self.run_once()
             except Exception:  # the sender must outlive any one bad pass
@@ -151,6 +174,7 @@ class Sender:
                 with self._passes:
                     self._last_idle_pass = number
                     self._passes.notify_all()
+                self._waiting_until = time.monotonic() + self.idle_poll_s
                 self._wake.wait(self.idle_poll_s)
                 self._wake.clear()
 
@@ -374,13 +398,16 @@ class Sender:
         channel = params.get("channel") or ""
         wait = self._next_free.get(channel, 0.0) - time.monotonic()
         if wait > 0:
+            self._waiting_until = time.monotonic() + wait
             self._stop.wait(wait)
+        self._moved()
         try:
             response = self.api.call(method, **params)
         except RateLimited as exc:
             self._next_free[channel] = time.monotonic() + exc.retry_after
             raise
         finally:
+            self._moved()
             self._next_free[channel] = max(self._next_free.get(channel, 0.0),
                                            time.monotonic() + self.pace_s)
         self.health.ok("slack")

@@ -1,8 +1,11 @@
-"""One SQLite file in WAL mode, one connection per thread, write transactions that queue.
+"""One SQLite file in WAL mode, one connection per live thread, write transactions that queue.
 
 sqlite3 connections must not be shared between threads, and the web server, the
 scheduler and the Slack sender all run in their own threads; so each thread gets its
-own connection to the same file, and SQLite's locking arbitrates between them.
+own connection to the same file, and SQLite's locking arbitrates between them. A
+connection lives as long as its thread: connections of threads that ended are closed
+(worker pools grow and shrink with bursts), and a connection that found the file
+read-only is dropped, so a permission fix takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import itertools
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +50,9 @@ class Store:
         self.path = str(path)
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        # every open connection, with the thread that owns it (weakly: a thread that
+        # ended must not be kept alive by its connection)
+        self._all: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
         self._lock = threading.Lock()
         self._savepoints = itertools.count()
 
@@ -55,6 +61,7 @@ class Store:
         """This thread's connection, opened on first use."""
         db = getattr(self._local, "db", None)
         if db is None:
+            self.close_orphans()
             try:
                 conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s,
                                        check_same_thread=False)
@@ -71,20 +78,67 @@ class Store:
             db = sqlite_utils.Database(conn, execute_plugins=False)
             self._local.db = db
             with self._lock:
-                self._all.append(conn)
+                self._all[id(conn)] = (weakref.ref(threading.current_thread()), conn)
         return db
 
+    def open_connections(self) -> int:
+        """How many connections this store holds open (``/healthz`` shows it)."""
+        with self._lock:
+            return len(self._all)
+
+    def close_orphans(self) -> int:
+        """Close the connections of threads that have ended; returns how many were closed.
+
+        Worker pools (the web server's, APScheduler's, probe threads) end threads when
+        idle; their connections would otherwise stay open for the life of the process.
+        """
+        with self._lock:
+            dead = [key for key, (thread, _) in self._all.items()
+                    if (alive := thread()) is None or not alive.is_alive()]
+            conns = [self._all.pop(key)[1] for key in dead]
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        return len(conns)
+
+    def drop_connection(self) -> None:
+        """Close this thread's connection; the next use opens a fresh one.
+
+        SQLite opens a file it cannot write read-only, and the connection stays so after
+        the permissions are fixed; a fresh connection sees the fix.
+        """
+        db = getattr(self._local, "db", None)
+        if db is None:
+            return
+        self._local.db = None
+        with self._lock:
+            self._all.pop(id(db.conn), None)
+        with contextlib.suppress(sqlite3.Error):
+            db.conn.close()
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
+    def transaction(self, wait_s: float | None = None) -> Iterator[sqlite_utils.Database]:
         """A write transaction taken with BEGIN IMMEDIATE.
 
         IMMEDIATE takes the write lock up front, so two writers queue on the busy
         timeout instead of both reading and then failing to upgrade (a deferred
         transaction's upgrade fails at once with SQLITE_BUSY). Nested use joins the
-        outer transaction inside a savepoint.
+        outer transaction inside a savepoint. ``wait_s`` waits that long for the lock
+        instead of the busy timeout (``sqlite3.OperationalError`` "database is locked"
+        after it), for callers that must answer in time whatever the database does.
         """
         db = self.db
         conn = db.conn
+        if wait_s is not None and not conn.in_transaction:
+            conn.execute(f"PRAGMA busy_timeout = {max(int(wait_s * 1000), 0)}")
+            try:
+                with self.transaction() as inner:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                    yield inner
+            finally:
+                with contextlib.suppress(sqlite3.Error):  # dropped meanwhile (read-only)
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            return
         if conn.in_transaction:
             # nested: a savepoint, so a failing inner unit undoes only its own writes
             name = f"sp{next(self._savepoints)}"
@@ -98,14 +152,19 @@ class Store:
                 raise
             conn.execute(f"RELEASE SAVEPOINT {name}")
             return
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if is_readonly(exc):
+                self.drop_connection()
             raise
-        conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; returns the names applied (empty when up to date)."""
@@ -129,18 +188,58 @@ class Store:
             finally:
                 conn.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:
+            self.drop_connection()  # opened read-only: a retry after a fix must reopen
             raise DatabaseUnusable(
                 self.path, f"cannot be written ({exc})",
                 "make the file, its -wal and -shm files and its folder writable by this "
                 "user") from None
+
+    def probe_write(self, wait_s: float = 0.2) -> str | None:
+        """Can a write start now? None when it can, else ``locked``, ``read-only: ...``,
+        ``full: ...`` or ``error: ...``.
+
+        Uses a connection of its own, opened for this probe and closed after it: a
+        long-lived one may have been opened while the file was read-only, and stays so.
+        """
+        try:
+            conn = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            return f"error: cannot be opened ({exc})"
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("CREATE TABLE write_check (x)")
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if name.startswith("SQLITE_BUSY") or "locked" in str(exc):
+                return "locked"
+            if is_readonly(exc):
+                return f"read-only: {exc}"
+            if name.startswith("SQLITE_FULL") or "full" in str(exc):
+                return f"full: {exc}"
+            return f"error: {exc}"
+        except sqlite3.Error as exc:
+            return f"error: {exc}"
+        finally:
+            conn.close()
+        return None
 
     def pending_migrations(self) -> list[str]:
         return [m.name for m in migrations.pending(self.db)]
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._all:
-                with contextlib.suppress(sqlite3.ProgrammingError):  # closed elsewhere already
+            for _, conn in self._all.values():
+                with contextlib.suppress(sqlite3.Error):  # closed elsewhere already
                     conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def is_readonly(exc: sqlite3.Error) -> bool:
+    """The write failed because the file (or its folder, -wal or -shm) is read-only."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_READONLY") or "readonly database" in str(exc)

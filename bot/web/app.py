@@ -14,11 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
+from bot.lanes import LaneTimeout
 from bot.web import github, grafana, slack
-from bot.web.limits import error
+from bot.web.limits import BodyBudget, error
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
+
+HEALTH_DEADLINE_S = 5.0
 
 
 def configuration(bot: Bot) -> dict[str, str]:
@@ -47,7 +50,15 @@ def create_app(bot: Bot) -> Starlette:
             bot.health.note(source.replace("_", "-"), text)
 
     async def healthz(request: Request) -> JSONResponse:
-        report: dict[str, Any] = bot.health_report()
+        # the checks read the disk and SQLite: never on the event loop, and in a lane
+        # of their own so a hung database shows as a 503 instead of a hung request
+        try:
+            report: dict[str, Any] = await bot.lanes.health.run(bot.health_report,
+                                                                deadline=HEALTH_DEADLINE_S)
+        except LaneTimeout:
+            report = {"ok": False, "problems": {
+                "health": f"the health checks did not finish within {HEALTH_DEADLINE_S:g}s "
+                          "(the database or the disk is hanging)"}}
         report["config"] = configuration(bot)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
@@ -61,4 +72,6 @@ def create_app(bot: Bot) -> Starlette:
               *github.routes(bot), *grafana.routes(bot), *slack.routes(bot)]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.bot = bot
+    app.state.body_budget = BodyBudget(bot.settings.max_pending_body_bytes)
+    app.state.body_timeout = bot.settings.body_timeout
     return app

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
@@ -23,6 +23,7 @@ from bot.domain.model import JobResult
 from bot.domain.payload import PayloadError
 from bot.ingest.github_payloads import PushEvent, parse_push, parse_workflow_job
 from bot.ingest.pipeline import IngestReport
+from bot.lanes import LaneTimeout
 from bot.store import deliveries, history
 from bot.web.limits import RequestRefused, error, parse_json, read_body
 from bot.web.signatures import GITHUB_SIGNATURE_HEADER, verify_github
@@ -36,6 +37,7 @@ SOURCE = "github-webhook"
 NOT_CONFIGURED = ("GITHUB_WEBHOOK_SECRET is not set: the GitHub webhook refuses every request "
                   "until it is")
 NULL_SHA = "0" * 40
+RETRY_AFTER_S = 60
 
 
 @dataclass
@@ -78,11 +80,26 @@ class GitHubWebhook:
         if parsed is None or not self._watched(parsed):
             return JSONResponse({"ok": True, "ignored": True, "event": event}, status_code=202)
         try:
-            ack = await run_in_threadpool(self._store, event, delivery, parsed)
-        except Exception as exc:  # nothing was stored: the transaction rolled back
+            ack = await self.bot.lanes.webhooks.run(
+                self._store, event, delivery, parsed,
+                deadline=self.bot.settings.webhook_store_timeout)
+        except LaneTimeout as late:
+            # the database is held (another process's long write, a slow disk): answer
+            # in time rather than let GitHub time out; a job already started still
+            # commits whole, and a redelivery of it is then a duplicate
+            log.warning("GitHub delivery %s (%s) not stored within %gs (%s); answered 503",
+                        delivery, event, self.bot.settings.webhook_store_timeout,
+                        "still running" if late.started else "dropped from the queue")
+            self.bot.health.error(SOURCE, f"a {event} delivery waited too long to be stored")
+            return RequestRefused(
+                503, "the database is busy and the delivery was not stored in time; redeliver "
+                     "it (a redelivery of a stored one is a duplicate)",
+                retry_after=RETRY_AFTER_S).response()
+        except sqlite3.Error as exc:  # nothing was stored: the transaction rolled back
             log.exception("GitHub delivery %s (%s) could not be stored", delivery, event)
             self.bot.health.error(SOURCE, f"storing a {event} delivery failed: {exc}")
-            return error(500, "the delivery could not be stored; redeliver it")
+            return RequestRefused(503, "the delivery could not be stored; redeliver it",
+                           retry_after=RETRY_AFTER_S).response()
         self.bot.health.ok(SOURCE)
         if ack.alerts:
             self.bot.alerts_changed(ack.alerts)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
@@ -19,6 +19,7 @@ from starlette.routing import Route as HttpRoute
 from bot.domain.grafana import GrafanaNotification
 from bot.domain.payload import PayloadError
 from bot.ingest.grafana import parse_grafana
+from bot.lanes import LaneTimeout
 from bot.store import deliveries, external
 from bot.web.limits import RequestRefused, error, parse_json, read_body
 from bot.web.signatures import (
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE = "grafana-webhook"
+RETRY_AFTER_S = 60  # Grafana retries a failed notification by itself
 NOT_CONFIGURED = ("neither GRAFANA_WEBHOOK_TOKEN nor GRAFANA_WEBHOOK_SECRET is set: the Grafana "
                   "webhook refuses every request until one is")
 
@@ -70,11 +72,19 @@ class GrafanaWebhook:
             return refusal.response()
         delivery = "sha256:" + hashlib.sha256(body).hexdigest()
         try:
-            answer, incidents = await run_in_threadpool(self._store, delivery, notification)
-        except Exception as exc:  # nothing was stored: the transaction rolled back
+            answer, incidents = await self.bot.lanes.webhooks.run(
+                self._store, delivery, notification,
+                deadline=self.bot.settings.webhook_store_timeout)
+        except LaneTimeout:
+            log.warning("Grafana notification %s not stored in time; answered 503", delivery)
+            self.bot.health.error(SOURCE, "a notification waited too long to be stored")
+            return RequestRefused(503, "the database is busy; the notification was not stored",
+                           retry_after=RETRY_AFTER_S).response()
+        except sqlite3.Error as exc:  # nothing was stored: the transaction rolled back
             log.exception("Grafana notification %s could not be stored", delivery)
             self.bot.health.error(SOURCE, f"storing a notification failed: {exc}")
-            return error(500, "the notification could not be stored")
+            return RequestRefused(503, "the notification could not be stored",
+                           retry_after=RETRY_AFTER_S).response()
         self.bot.health.ok(SOURCE)
         if incidents:
             self.bot.alerts_changed(incidents)

@@ -234,29 +234,52 @@ def _broken(mutate: Any) -> dict[str, Any]:
         (_broken(lambda p: p.update(jobNames="x")), "jobNames"),
         (_broken(lambda p: p["jobNames"].append("no workflow separator")), "jobNames[3]"),
         (_broken(lambda p: p["jobNames"].append(7)), "jobNames[3]"),
-        (_broken(lambda p: p["shaGrid"].append("row")), "shaGrid[3]"),
-        (_broken(lambda p: p["shaGrid"][1].pop("sha")), "shaGrid[1].sha"),
-        (_broken(lambda p: p["shaGrid"][1].update(prNum=[1])), "shaGrid[1].prNum"),
-        (_broken(lambda p: p["shaGrid"][1].update(time="soon")), "shaGrid[1].time"),
-        (_broken(lambda p: p["shaGrid"][1]["jobs"].append({})), "shaGrid[1].jobs"),
-        (_broken(lambda p: p["shaGrid"][0]["jobs"].__setitem__(2, "x")), "shaGrid[0].jobs[2]"),
-        (
-            _broken(lambda p: p["shaGrid"][0]["jobs"][0].update(failureLines="boom")),
-            "shaGrid[0].jobs[0].failureLines",
-        ),
-        (
-            _broken(lambda p: p["shaGrid"][0]["jobs"][0].update(id=1.5)),
-            "shaGrid[0].jobs[0].id",
-        ),
-        (
-            _broken(lambda p: p["shaGrid"][0]["jobs"][0].update(conclusion=0)),
-            "shaGrid[0].jobs[0].conclusion",
-        ),
     ],
 )
 def test_malformed_page_names_the_field(page: Any, field: str) -> None:
     with pytest.raises(PayloadError, match="^" + re.escape(field) + ":"):
         parse_hud_page(page, "pytorch/pytorch")
+
+
+@pytest.mark.parametrize(
+    ("page", "field", "commits", "results"),
+    [
+        (_broken(lambda p: p["shaGrid"].append("row")), "shaGrid[3]", 3, 4),
+        (_broken(lambda p: p["shaGrid"][1].pop("sha")), "shaGrid[1].sha", 2, 2),
+        (_broken(lambda p: p["shaGrid"][1].update(sha="HEAD~3")), "shaGrid[1].sha", 2, 2),
+        (_broken(lambda p: p["shaGrid"][1].update(prNum=[1])), "shaGrid[1].prNum", 2, 2),
+        (_broken(lambda p: p["shaGrid"][1].update(prNum=10**20)), "shaGrid[1].prNum", 2, 2),
+        (_broken(lambda p: p["shaGrid"][1].update(prNum="\u0661")), "shaGrid[1].prNum", 2, 2),
+        (_broken(lambda p: p["shaGrid"][1].update(time="soon")), "shaGrid[1].time", 2, 2),
+        (_broken(lambda p: p["shaGrid"][1].update(time="9999-12-31T23:59:59-01:00")),
+         "shaGrid[1].time", 2, 2),
+        (_broken(lambda p: p["shaGrid"][1]["jobs"].append({})), "shaGrid[1].jobs", 2, 2),
+        (_broken(lambda p: p["shaGrid"][0]["jobs"].__setitem__(2, "x")), "shaGrid[0].jobs[2]",
+         3, 4),
+        (
+            _broken(lambda p: p["shaGrid"][0]["jobs"][0].update(failureLines="boom")),
+            "shaGrid[0].jobs[0].failureLines", 3, 3,
+        ),
+        (
+            _broken(lambda p: p["shaGrid"][0]["jobs"][0].update(id=1.5)),
+            "shaGrid[0].jobs[0].id", 3, 3,
+        ),
+        (
+            _broken(lambda p: p["shaGrid"][0]["jobs"][0].update(id=2**64)),
+            "shaGrid[0].jobs[0].id", 3, 3,
+        ),
+        (
+            _broken(lambda p: p["shaGrid"][0]["jobs"][0].update(conclusion=0)),
+            "shaGrid[0].jobs[0].conclusion", 3, 3,
+        ),
+    ],
+)
+def test_a_bad_row_or_cell_is_skipped_and_counted(page: Any, field: str, commits: int,
+                                                   results: int) -> None:
+    """One bad row must not block the page: it is left out, with the reason, the rest used."""
+    parsed = parse_hud_page(page, "pytorch/pytorch")
+    assert [reason.split(":")[0] for reason in parsed.skipped] == [field]
+    assert (len(parsed.commits), len(parsed.results)) == (commits, results)
 
 
 def test_lenient_where_hud_is_loose() -> None:

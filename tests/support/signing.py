@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from typing import Any
@@ -21,6 +22,18 @@ def github_request(event: str, payload: Any, delivery_id: str,
                   "X-Hub-Signature-256": sign_github(secret, body)}
 
 
+_TRIGGERS = itertools.count(1)
+
+
+def trigger_id() -> str:
+    """A fresh ``trigger_id``, shaped like Slack's: Slack never gives two actions one id."""
+    return f"{int(time.time())}.{next(_TRIGGERS)}.{time.time_ns() % 10**9:09d}"
+
+
+def action_ts() -> str:
+    return f"{time.time():.6f}"
+
+
 def slack_headers(secret: str, body: bytes, timestamp: int | None = None,
                   content_type: str = "application/x-www-form-urlencoded") -> dict[str, str]:
     """``X-Slack-Signature`` over ``v0:{timestamp}:{body}``, as Slack computes it."""
@@ -35,7 +48,7 @@ def slash_command_body(text: str, response_url: str, user: str = "U1",
                        channel: str = "C0TEST", command: str = "/inductor") -> bytes:
     form = {"token": "legacy", "team_id": "TFAKE", "channel_id": channel, "channel_name": "ci",
             "user_id": user, "user_name": user.lower(), "command": command, "text": text,
-            "api_app_id": "A0BOT", "response_url": response_url, "trigger_id": "1.2.3"}
+            "api_app_id": "A0BOT", "response_url": response_url, "trigger_id": trigger_id()}
     return urlencode(form).encode()
 
 
@@ -45,9 +58,9 @@ def block_action_body(action_id: str, value: str, response_url: str, user: str =
     payload = {
         "type": "block_actions", "team": {"id": "TFAKE"}, "api_app_id": "A0BOT",
         "user": {"id": user, "username": user.lower(), "team_id": "TFAKE"},
-        "token": "legacy", "trigger_id": "1.2.3",
+        "token": "legacy", "trigger_id": trigger_id(),
         "actions": [{"type": "button", "action_id": action_id, "value": value,
-                     "block_id": f"alert:{value}:actions", "action_ts": "1.1"}],
+                     "block_id": f"alert:{value}:actions", "action_ts": action_ts()}],
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
                       "is_ephemeral": False},
         "channel": {"id": channel, "name": "ci"}, "message": {"ts": message_ts, "blocks": []},

@@ -23,6 +23,7 @@ import httpx
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import CHANNEL, FAST_SENDER, feed, slack_settings
 from tests.support.server import Clock, RunningBot, running_bot
+from tests.support.signing import action_ts, trigger_id
 from tests.support.trunk import Trunk
 
 SECRET = "test-signing-secret"
@@ -92,7 +93,7 @@ class SlackSide:
         form = {"token": "legacy", "team_id": "TFAKE", "channel_id": channel,
                 "channel_name": "ci", "user_id": user, "user_name": user.lower(),
                 "command": name, "text": text, "api_app_id": "A0BOT",
-                "response_url": self.fake.response_url(key), "trigger_id": "1.2.3"}
+                "response_url": self.fake.response_url(key), "trigger_id": trigger_id()}
         return Reply(self.post(urlencode(form)), key, self.fake)
 
     def click(self, action_id: str, user: str = "U1", *, choose: str | None = None,
@@ -107,7 +108,7 @@ class SlackSide:
         payload: dict[str, Any] = {
             "type": "block_actions", "team": {"id": "TFAKE"}, "api_app_id": "A0BOT",
             "user": {"id": user, "username": user.lower(), "team_id": "TFAKE"},
-            "token": "legacy", "trigger_id": "1.2.3", "actions": [action]}
+            "token": "legacy", "trigger_id": trigger_id(), "actions": [action]}
         if in_home:
             payload["container"] = {"type": "view", "view_id": source.get("id", "V1")}
             payload["view"] = source
@@ -126,7 +127,7 @@ class SlackSide:
                 if element.get("action_id") != action_id:
                     continue
                 action = {"type": element["type"], "action_id": action_id,
-                          "block_id": block["block_id"], "action_ts": "1.1"}
+                          "block_id": block["block_id"], "action_ts": action_ts()}
                 if element["type"] == "button":
                     action["value"] = element["value"]
                 elif element["type"] == "users_select":

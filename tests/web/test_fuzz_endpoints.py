@@ -32,7 +32,7 @@ from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import broken_trunk, feed, slack_settings
 from tests.support.fixtures import fixture_files
 from tests.support.server import Clock, RunningBot, running_bot
-from tests.support.signing import slack_headers
+from tests.support.signing import slack_headers, trigger_id
 
 GITHUB_SECRET = "gh-fuzz-secret-5b1e0c"
 SLACK_SECRET = "slack-fuzz-signing-9d47aa"
@@ -291,14 +291,14 @@ def slack_post(server: Server, body: bytes,
 def test_slack_slash_commands_with_random_text(server: Server, text: str, user: str,
                                                command: str) -> None:
     form = {"token": "legacy", "team_id": "TFAKE", "channel_id": "C0TEST", "user_id": user,
-            "command": command, "text": text, "api_app_id": "A0BOT", "trigger_id": "1.2.3",
+            "command": command, "text": text, "api_app_id": "A0BOT", "trigger_id": trigger_id(),
             "response_url": server.slack.response_url("fuzz")}
     slack_post(server, urlencode(form).encode())
 
 
 def block_action(action_id: str, value: Any, extra: Any) -> dict[str, Any]:
     return {"type": "block_actions", "user": {"id": "U1"}, "team": {"id": "TFAKE"},
-            "api_app_id": "A0BOT", "trigger_id": "1.2.3",
+            "api_app_id": "A0BOT", "trigger_id": trigger_id(),
             "actions": [{"type": "button", "action_id": action_id, "value": value,
                          "block_id": extra if isinstance(extra, str) else "alert:1:x"}],
             "container": {"type": "message", "channel_id": "C0TEST", "message_ts": "1.2"},

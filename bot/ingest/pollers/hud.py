@@ -79,6 +79,10 @@ class HudPoller:
                 raise ApiUnavailable(f"HUD page {number} of {repo}@{branch} is unusable: "
                                   f"{exc}") from None
             report.pages += 1
+            if page.skipped:
+                report.invalid += len(page.skipped)
+                log.warning("HUD page %d of %s@%s: %d row(s) or cell(s) skipped, first: %s",
+                            number, repo, branch, len(page.skipped), page.skipped[0])
             # pages are read at different instants: a commit landing in between shifts
             # the next page, so rows repeat (never go missing); keep each commit once
             newest_first += [c for c in page.commits if c.sha not in seen]

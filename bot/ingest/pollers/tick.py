@@ -34,6 +34,7 @@ class PollReport:
     results_stored: int = 0
     runs_read: int = 0
     pages: int = 0
+    invalid: int = 0  # rows or cells that failed validation and were left out
     alerts: set[int] = field(default_factory=set)
     skipped: bool = False  # paused: nothing was requested
     paused_until: datetime | None = None
@@ -45,8 +46,10 @@ class PollReport:
         self.alerts |= ingest.alerts
 
     def summary(self) -> str:
+        skipped = f", {self.invalid} invalid rows or cells skipped" if self.invalid else ""
         return (f"{self.requests} requests ({self.not_modified} not modified), "
-                f"{self.commits_placed} commits placed, {self.results_stored} results stored")
+                f"{self.commits_placed} commits placed, {self.results_stored} results stored"
+                f"{skipped}")
 
 
 def run_tick(bot: Bot, name: str, body: Callable[[PollReport], None]) -> PollReport:

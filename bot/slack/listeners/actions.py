@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.domain.alert_ids import parse_alert_number
 from bot.domain.triage import parse_snooze
 from bot.slack.client import SlackError
 from bot.slack.home import publish_home
@@ -32,7 +33,7 @@ BUTTONS: dict[str, Verb] = {
     "alert_bisect_cancel": "bisect_cancel",
     "alert_resolve": "resolve",
 }
-_BLOCK_ID = re.compile(r"^alert:(\d+):")
+_BLOCK_ID = re.compile(r"^alert:([0-9]{1,9}):")
 
 Handler = Callable[[Ack, dict[str, Any], dict[str, Any], Respond], None]
 
@@ -97,10 +98,8 @@ def _snooze(body: dict[str, Any], action: dict[str, Any]) -> Request | str:
 
 
 def _int(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
+    """Strict: ``-1``, ``+1``, `` 1`` and ``١`` are not alert ids (``int()`` takes them all)."""
+    return parse_alert_number(value)
 
 
 def _tell(bot: Bot, body: dict[str, Any], answer: Answer, respond: Respond) -> None:
