@@ -356,3 +356,28 @@ def m007_console_messages(db: Database) -> None:
     sender posts such alerts afresh instead of editing a message that was never sent.
     """
     db.execute("ALTER TABLE slack_parents ADD COLUMN console INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m008_slack_sweeps(db: Database) -> None:
+    """Posts whose fate was in doubt when they were sent again, watched for a late twin.
+
+    ``chat.postMessage`` has no idempotency key: a post that timed out may land after
+    the bot, finding nothing, posted again. Until ``until`` the sender re-reads the
+    channel (or thread) from ``since`` every so often and deletes any copy carrying the
+    same metadata other than the one it recorded.
+    """
+    db.executescript(
+        """
+        CREATE TABLE slack_sweeps (
+            target TEXT PRIMARY KEY,
+            alert_id INTEGER NOT NULL,
+            event_id INTEGER,
+            channel TEXT NOT NULL,
+            since TEXT NOT NULL,
+            next_at TEXT NOT NULL,
+            until TEXT NOT NULL
+        );
+        CREATE INDEX slack_sweeps_due ON slack_sweeps (next_at);
+        """
+    )

@@ -216,7 +216,8 @@ class Demo:
                 "user_id": payload.get("user_id", "U0DEMO"),
                 "user_name": payload.get("user_name", "demo"),
                 "command": payload.get("command", "/inductor"), "text": payload.get("text", ""),
-                "api_app_id": "A0DEMO", "trigger_id": "1.2.3",
+                # Slack gives every command a fresh trigger_id (the bot ignores a repeat)
+                "api_app_id": "A0DEMO", "trigger_id": f"{time.time_ns()}.{secrets.token_hex(8)}",
                 # never used: console mode answers on the console, not at response_url
                 "response_url": "https://hooks.slack.invalid/commands/demo"}
         body = urlencode(form).encode()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 PARENT_EVENT = "inductor_alert"
 REPLY_EVENT = "inductor_alert_event"
 LEASE = "slack-sender"
+LEASE_TTL = timedelta(seconds=30)
+HISTORY_PAGES = 50  # pages of 200 read when looking for a message: 10,000 messages back
+# methods that post into a channel: paced per channel; reads are not
+POSTING = frozenset({"chat.postMessage", "chat.update", "chat.delete"})
+
+
+class LeaseLost(Exception):
+    """Another process holds the sender lease now: this one must not call Slack again."""
 # timeline kinds that never get a thread reply: the parent message shows them
 SILENT_KINDS = frozenset({"opened", "narrowed", "grafana_attached"})
 # kinds that must reach the thread even if the parent was posted after them: they
@@ -50,6 +58,14 @@ ALWAYS_REPLY_KINDS = frozenset({"reminder", "escalated"})
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _meta(message: dict[str, Any], event_type: str, key: str) -> object:
+    """``event_payload[key]`` of a message's metadata of ``event_type``, else None."""
+    meta = message.get("metadata") or {}
+    if meta.get("event_type") != event_type:
+        return None
+    return (meta.get("event_payload") or {}).get(key)
 
 
 class Sender:
@@ -181,10 +197,28 @@ class Sender:
     # --- one pass -------------------------------------------------------------------------
 
     def run_once(self) -> bool:
-        """Deliver what is due; returns True if any Slack call was made."""
+        """Deliver what is due; returns True if any Slack call was made.
+
+        The lease is renewed before every Slack call (``_call``), not only here: a pass
+        can outlive the lease (pacing, ``Retry-After``), and a process that lost it
+        stops at its next call instead of posting beside the new holder.
+        """
+        try:
+            self._hold_lease()
+        except LeaseLost:
+            return False
+        try:
+            return self._pass()
+        except LeaseLost:
+            log.warning("slack sender lease taken by another process; pass abandoned")
+            return False
+
+    def _hold_lease(self) -> None:
         with self.store.transaction() as db:
-            if not leases.acquire(db, LEASE, self.holder, timedelta(seconds=30), self.clock()):
-                return False
+            if not leases.acquire(db, LEASE, self.holder, LEASE_TTL, self.clock()):
+                raise LeaseLost(LEASE)
+
+    def _pass(self) -> bool:
         worked = False
         handled: set[int] = set()
         while not self._stop.is_set():
@@ -211,6 +245,7 @@ class Sender:
                 worked |= sent
             if sent and outbox.first_post_due(self.store.db, self.clock()):
                 return True  # a new alert opened meanwhile: the next pass posts it first
+        worked |= self._sweep()
         self._report_health()
         return worked
 
@@ -239,6 +274,8 @@ class Sender:
         try:
             if due.ts is None:
                 if due.post_started_at is not None:
+                    if self.clock() - due.post_started_at < timedelta(seconds=self.in_doubt_s):
+                        return False  # maybe still in flight (another process, a restart)
                     found = self._find_parent(channel, due.alert_id, due.post_started_at)
                     if found is not None:
                         log.info("alert %s: parent already in Slack (ts %s); not reposting",
@@ -275,8 +312,15 @@ class Sender:
         if rendered is None:
             return False
         version, text, blocks, covered = rendered
+        now = self.clock()
         with self.store.transaction() as db:
-            outbox.mark_parent_started(db, due.alert_id, covered, self.clock())
+            if not outbox.mark_parent_started(db, due.alert_id, covered, now,
+                                              seen_started_at=due.post_started_at):
+                return False  # another process claimed it since we read it
+            if due.post_started_at is not None:
+                # the earlier post was not found, but may still land: watch for a twin
+                self._watch(db, f"parent:{due.alert_id}", due.alert_id, None, channel,
+                            due.post_started_at, now)
         metadata = {"event_type": PARENT_EVENT, "event_payload": {"alert_id": due.alert_id}}
         response = self._call_with_fallback(
             "chat.postMessage", channel, text, blocks,
@@ -306,6 +350,8 @@ class Sender:
             if due.post_started_at is not None:
                 # a post started before a crash or a timeout may be in the thread: if it
                 # is, it was sent, whatever the rules below would now decide for the event
+                if now - due.post_started_at < timedelta(seconds=self.in_doubt_s):
+                    return None  # maybe still in flight: keep the thread's order behind it
                 found = self._find_reply(due.channel, due.parent_ts, due.event_id)
                 if found is not None:
                     with self.store.transaction() as tx:
@@ -333,7 +379,12 @@ class Sender:
                     outbox.settle_reply(tx, due.event_id, due.alert_id, "skipped", now)
                 return False
             with self.store.transaction() as tx:
-                outbox.start_reply(tx, due.event_id, due.alert_id, now)
+                if not outbox.start_reply(tx, due.event_id, due.alert_id, now,
+                                          seen_started_at=due.post_started_at):
+                    return None  # another process claimed it since we read it
+                if due.post_started_at is not None:
+                    self._watch(tx, target, due.alert_id, due.event_id, due.channel,
+                                due.post_started_at, now)
             metadata = {"event_type": REPLY_EVENT,
                         "event_payload": {"alert_id": due.alert_id, "event_id": due.event_id}}
             response = self._call_with_fallback(
@@ -396,10 +447,12 @@ class Sender:
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         channel = params.get("channel") or ""
-        wait = self._next_free.get(channel, 0.0) - time.monotonic()
+        paced = method in POSTING
+        wait = self._next_free.get(channel, 0.0) - time.monotonic() if paced else 0.0
         if wait > 0:
             self._waiting_until = time.monotonic() + wait
             self._stop.wait(wait)
+        self._hold_lease()  # after any wait: the lease may have lapsed meanwhile
         self._moved()
         try:
             response = self.api.call(method, **params)
@@ -408,32 +461,93 @@ class Sender:
             raise
         finally:
             self._moved()
-            self._next_free[channel] = max(self._next_free.get(channel, 0.0),
-                                           time.monotonic() + self.pace_s)
+            if paced:
+                self._next_free[channel] = max(self._next_free.get(channel, 0.0),
+                                               time.monotonic() + self.pace_s)
         self.health.ok("slack")
         return response
 
-    def _find_parent(self, channel: str, alert_id: int, since: datetime) -> str | None:
-        """Look in the channel's recent history for a parent we posted but never recorded."""
+    def _pages(self, method: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every message of a paginated read, following ``next_cursor`` to the end."""
+        cursor = ""
+        for _ in range(HISTORY_PAGES):
+            response = self._call(method, include_all_metadata=True, limit=200, **params,
+                                  **({"cursor": cursor} if cursor else {}))
+            yield from response.get("messages", [])
+            cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "")
+            if not response.get("has_more") or not cursor:
+                return
+        log.warning("%s in %s: more than %d pages; stopped reading", method,
+                    params.get("channel"), HISTORY_PAGES)
+
+    def _parents_in_channel(self, channel: str, alert_id: int, since: datetime) -> list[str]:
+        """The ts of every message in the channel carrying this alert's parent metadata."""
         oldest = (since - timedelta(minutes=5)).timestamp()
-        response = self._call("conversations.history", channel=channel, oldest=f"{oldest:.6f}",
-                              include_all_metadata=True, limit=200)
-        for message in response.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (meta.get("event_type") == PARENT_EVENT
-                    and (meta.get("event_payload") or {}).get("alert_id") == alert_id):
-                return str(message["ts"])
-        return None
+        return [str(m["ts"]) for m in self._pages("conversations.history", channel=channel,
+                                                  oldest=f"{oldest:.6f}")
+                if _meta(m, PARENT_EVENT, "alert_id") == alert_id]
+
+    def _replies_in_thread(self, channel: str, parent_ts: str, event_id: int) -> list[str]:
+        return [str(m["ts"]) for m in self._pages("conversations.replies", channel=channel,
+                                                  ts=parent_ts)
+                if _meta(m, REPLY_EVENT, "event_id") == event_id]
+
+    def _find_parent(self, channel: str, alert_id: int, since: datetime) -> str | None:
+        """Look in the channel's history for a parent we posted but never recorded."""
+        found = self._parents_in_channel(channel, alert_id, since)
+        return min(found, key=float) if found else None
 
     def _find_reply(self, channel: str, parent_ts: str, event_id: int) -> str | None:
-        response = self._call("conversations.replies", channel=channel, ts=parent_ts,
-                              include_all_metadata=True, limit=1000)
-        for message in response.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (meta.get("event_type") == REPLY_EVENT
-                    and (meta.get("event_payload") or {}).get("event_id") == event_id):
-                return str(message["ts"])
-        return None
+        found = self._replies_in_thread(channel, parent_ts, event_id)
+        return min(found, key=float) if found else None
+
+    # --- twins of posts that were in doubt ----------------------------------------------------
+
+    def _watch(self, db: Any, target: str, alert_id: int, event_id: int | None, channel: str,
+               since: datetime, now: datetime) -> None:
+        every = self._sweep_every()
+        window = max(timedelta(minutes=10), every * 30)
+        outbox.watch_for_twin(db, target, alert_id, event_id, channel, since, now + every,
+                              now + window)
+
+    def _sweep_every(self) -> timedelta:
+        return timedelta(seconds=min(max(self.in_doubt_s, 1.0), 60.0))
+
+    def _sweep(self) -> bool:
+        """Delete late twins of posts that were in doubt, keeping the recorded message.
+
+        A post that timed out can land after the bot looked for it and posted again;
+        the copy it recorded stays (edits and replies point at it), any other message
+        with the same metadata goes, for as long as the sweep's window lasts.
+        """
+        now = self.clock()
+        worked = False
+        for sweep in outbox.sweeps_due(self.store.db, now):
+            if self._stop.is_set():
+                break
+            db = self.store.db
+            parent = outbox.posted_parent(db, sweep.alert_id)
+            keep = (parent[1] if parent else None) if sweep.event_id is None else \
+                outbox.reply_ts(db, sweep.event_id)
+            try:
+                if keep is not None and parent is not None:
+                    found = (self._parents_in_channel(sweep.channel, sweep.alert_id, sweep.since)
+                             if sweep.event_id is None else
+                             self._replies_in_thread(sweep.channel, parent[1], sweep.event_id))
+                    for ts in found:
+                        if ts != keep:
+                            log.warning("%s: a late copy (ts %s) landed beside the recorded "
+                                        "one (ts %s); deleting it", sweep.target, ts, keep)
+                            self._call("chat.delete", channel=sweep.channel, ts=ts)
+                            worked = True
+            except MessageGone:
+                pass  # deleted meanwhile: nothing left to do for that copy
+            except SlackError as exc:
+                log.warning("%s: looking for a late copy failed: %s", sweep.target, exc)
+            ends = now >= sweep.until
+            with self.store.transaction() as tx:
+                outbox.next_sweep(tx, sweep.target, None if ends else now + self._sweep_every())
+        return worked
 
     def _failed(self, target: str, channel: str | None, exc: SlackError) -> None:
         now = self.clock()

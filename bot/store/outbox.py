@@ -67,10 +67,18 @@ def ensure_parent(db: sqlite_utils.Database, alert_id: int, channel: str) -> Non
 
 
 def mark_parent_started(db: sqlite_utils.Database, alert_id: int, covered_event_id: int,
-                        now: datetime) -> None:
-    """Note, before calling Slack, that a post may be about to exist and what it shows."""
-    db.execute("UPDATE slack_parents SET post_started_at = ?, covered_event_id = ? "
-               "WHERE alert_id = ?", [to_iso(now), covered_event_id, alert_id])
+                        now: datetime, seen_started_at: datetime | None = None) -> bool:
+    """Claim the post: note, before calling Slack, that it may be about to exist.
+
+    Compare-and-set on what the caller saw (no ts, and ``seen_started_at``): of two
+    processes that both read the parent as due, only one gets True and posts; the
+    other finds the row changed and leaves it (Grafana OnCall's ``slack_message_sent``).
+    """
+    cursor = db.execute(
+        "UPDATE slack_parents SET post_started_at = ?, covered_event_id = ? "
+        "WHERE alert_id = ? AND ts IS NULL AND post_started_at IS ?",
+        [to_iso(now), covered_event_id, alert_id, to_iso(seen_started_at)])
+    return cursor.rowcount == 1
 
 
 def record_parent(db: sqlite_utils.Database, alert_id: int, ts: str, version: int,
@@ -169,13 +177,60 @@ def settle_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, state:
     db.execute("DELETE FROM slack_failures WHERE target = ?", [f"reply:{event_id}"])
 
 
-def start_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, now: datetime) -> None:
-    db.execute(
+def start_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, now: datetime,
+                seen_started_at: datetime | None = None) -> bool:
+    """Claim the reply's post, compare-and-set like ``mark_parent_started``; True if ours."""
+    cursor = db.execute(
         "INSERT INTO slack_replies (event_id, alert_id, state, post_started_at) "
         "VALUES (?, ?, 'pending', ?) ON CONFLICT (event_id) DO UPDATE SET "
-        "post_started_at = excluded.post_started_at",
-        [event_id, alert_id, to_iso(now)],
+        "post_started_at = excluded.post_started_at WHERE slack_replies.state = 'pending' "
+        "AND slack_replies.post_started_at IS ?",
+        [event_id, alert_id, to_iso(now), to_iso(seen_started_at)],
     )
+    return cursor.rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    target: str
+    alert_id: int
+    event_id: int | None
+    channel: str
+    since: datetime
+    until: datetime
+
+
+def watch_for_twin(db: sqlite_utils.Database, target: str, alert_id: int, event_id: int | None,
+                   channel: str, since: datetime, first_at: datetime, until: datetime) -> None:
+    """Re-read the channel for a late copy of ``target`` from ``first_at`` until ``until``."""
+    db.execute(
+        "INSERT INTO slack_sweeps (target, alert_id, event_id, channel, since, next_at, until) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET "
+        "since = min(since, excluded.since), until = max(until, excluded.until), "
+        "next_at = min(next_at, excluded.next_at)",
+        [target, alert_id, event_id, channel, to_iso(since), to_iso(first_at), to_iso(until)])
+
+
+def sweeps_due(db: sqlite_utils.Database, now: datetime, limit: int = 5) -> list[Sweep]:
+    rows = db.execute("SELECT target, alert_id, event_id, channel, since, until FROM slack_sweeps "
+                      "WHERE next_at <= ? ORDER BY next_at LIMIT ?", [to_iso(now), limit])
+    return [Sweep(r[0], r[1], r[2], r[3], from_iso(r[4]), from_iso(r[5]))  # type: ignore[arg-type]
+            for r in rows.fetchall()]
+
+
+def next_sweep(db: sqlite_utils.Database, target: str, at: datetime | None) -> None:
+    """Schedule the sweep's next look at ``at``; None ends it."""
+    if at is None:
+        db.execute("DELETE FROM slack_sweeps WHERE target = ?", [target])
+    else:
+        db.execute("UPDATE slack_sweeps SET next_at = ? WHERE target = ?", [to_iso(at), target])
+
+
+def reply_ts(db: sqlite_utils.Database, event_id: int) -> str | None:
+    """The recorded ts of an event's thread reply, once sent."""
+    row = db.execute("SELECT ts FROM slack_replies WHERE event_id = ? AND state = 'sent'",
+                     [event_id]).fetchone()
+    return None if row is None else row[0]
 
 
 def later_event_of_kind(db: sqlite_utils.Database, alert_id: int, event_id: int,

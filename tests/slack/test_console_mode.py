@@ -25,7 +25,7 @@ from bot.store.db import Store
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import FAST_SENDER
 from tests.support.server import Clock, RunningBot, running_bot
-from tests.support.signing import github_request, slack_headers
+from tests.support.signing import action_ts, github_request, slack_headers, trigger_id
 from tests.support.trunk import Trunk, sharded
 from tests.support.waiting import wait_until
 
@@ -81,15 +81,15 @@ class Console:
             "token": "legacy", "team_id": "TFAKE", "channel_id": "console",
             "channel_name": "console", "user_id": user, "user_name": user.lower(),
             "command": "/inductor", "text": text, "api_app_id": "A0BOT",
-            "response_url": self.nobody.response_url(f"cmd-{text}"), "trigger_id": "1.2.3"})
+            "response_url": self.nobody.response_url(f"cmd-{text}"), "trigger_id": trigger_id()})
 
     def click(self, action_id: str, value: str, user: str = "U2") -> httpx.Response:
         payload = {
             "type": "block_actions", "team": {"id": "TFAKE"}, "api_app_id": "A0BOT",
             "user": {"id": user, "username": user.lower(), "team_id": "TFAKE"},
-            "token": "legacy", "trigger_id": "1.2.3",
+            "token": "legacy", "trigger_id": trigger_id(),
             "actions": [{"type": "button", "action_id": action_id, "value": value,
-                         "block_id": f"alert:{value}:actions", "action_ts": "1.1"}],
+                         "block_id": f"alert:{value}:actions", "action_ts": action_ts()}],
             "container": {"type": "message", "message_ts": "1.000001", "channel_id": "console",
                           "is_ephemeral": False},
             "channel": {"id": "console", "name": "console"},
