@@ -43,6 +43,11 @@ Algorithm
        point is skipped, flaky-exhausted or in flight. With deterministic results the
        interval shrinks to ``ceil(size / (k + 1))`` per round, so the culprit is named in
        at most ``round_bound(n, k) = ceil(log_{k+1} n)`` rounds.
+       Ranked suspects: when nothing is in flight, the most likely ranked candidate ``p``
+       left in the interval is bracketed (probes at ``p``'s parent and ``p``; else ``p``
+       alone, else its parent) if the remaining cuts can still keep every part within
+       ``(k + 1) ** (round_bound(size, k) - 1)`` commits: the bound on rounds holds, so
+       the ranking never costs a round, and a right guess leaves one candidate at once.
     4. Confirmation. When one candidate is left, it must have failed ``1 + confirm_runs``
        times and its parent passed ``1 + confirm_runs`` times. The missing reruns are the
        next probes; a rerun that disagrees turns that commit flaky, widens the interval
@@ -95,6 +100,7 @@ class BisectState:
     max_runs: int = 32
     confirm_runs: int = 1
     max_attempts: int = 4
+    ranked: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
@@ -396,7 +402,8 @@ def _confirm(board: _Board, lo: int, hi: int) -> Plan:
 def _narrow(board: _Board, lo: int, hi: int, candidates: tuple[str, ...]) -> Plan:
     """Several candidates left: cut the interval with as many probes as help."""
     interior = range(lo + 1, hi)
-    chosen = _choose_cuts(board, lo, hi, board.free_slots)
+    chosen = (_ranked_cuts(board, lo, hi, board.free_slots)
+              or _choose_cuts(board, lo, hi, board.free_slots))
     if chosen:
         to_test = tuple(board.commits[i] for i in chosen)
         return Plan("running", to_test=to_test, candidates=candidates)
@@ -432,6 +439,51 @@ def _choose_cuts(board: _Board, lo: int, hi: int, slots: int) -> list[int]:
             taken.add(pick)
         chosen.extend(sorted(taken))
     return chosen
+
+
+def _ranked_cuts(board: _Board, lo: int, hi: int, slots: int) -> list[int]:
+    """Cuts that bracket the most likely ranked candidate without costing a round, or [].
+
+    Only at a round's start (nothing in flight in the interval) and when every interior
+    commit is still testable, so the even split it competes with is the plain one.
+    """
+    state = board.state
+    if not state.ranked or slots < 1:
+        return []
+    interior = range(lo + 1, hi)
+    if any(i in board.in_flight for i in interior) or not all(board.eligible(i)
+                                                            for i in interior):
+        return []
+    index = {sha: i for i, sha in enumerate(board.commits)}
+    target = next((index[sha] for sha in state.ranked if lo < index.get(sha, -1) <= hi), None)
+    if target is None:
+        return []
+    default = _choose_cuts(board, lo, hi, slots)
+    allowed = max(_largest_part(lo, hi, default),
+                  (state.k + 1) ** max(round_bound(hi - lo, state.k) - 1, 0))
+    for required in ([target - 1, target], [target], [target - 1]):
+        fixed = sorted({i for i in required if lo < i < hi})
+        if not fixed or len(fixed) > slots:
+            continue
+        cuts = _fill(lo, hi, fixed, slots - len(fixed))
+        if _largest_part(lo, hi, cuts) <= allowed:
+            return cuts
+    return []
+
+
+def _fill(lo: int, hi: int, fixed: list[int], slots: int) -> list[int]:
+    """``fixed`` cuts plus up to ``slots`` more, spent where they shrink the largest part."""
+    bounds = [lo, *fixed, hi]
+    sizes = [b - a for a, b in pairwise(bounds)]
+    extra = _allocate(sizes, [size - 1 for size in sizes], slots)
+    cuts = list(fixed)
+    for (a, b), c in zip(pairwise(bounds), extra, strict=True):
+        cuts += [a + (j * (b - a)) // (c + 1) for j in range(1, c + 1)]
+    return sorted(cuts)
+
+
+def _largest_part(lo: int, hi: int, cuts: list[int]) -> int:
+    return max(b - a for a, b in pairwise([lo, *sorted(cuts), hi]))
 
 
 def _allocate(sizes: list[int], limits: list[int], slots: int) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -380,3 +381,47 @@ def test_untestable_neighbours_leave_the_culprit_among_candidates() -> None:
     assert run.plan.status == "failed"
     assert run.plan.reason == "untestable: 2 commits gave no result; the culprit is one of 3"
     assert run.plan.candidates == ("c003", "c004", "c005")
+
+
+# ranked suspects guide probes, never at the cost of a round
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n=st.integers(1, 400), k=st.integers(1, MAX_K))
+def test_ranked_probes_keep_the_round_bound_whatever_the_ranking(
+        data: st.DataObject, n: int, k: int) -> None:
+    culprit = data.draw(st.integers(0, n - 1), label="culprit")
+    ranked = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=5), label="ranked")
+    state = BisectState(GOOD, suspects(n), k=k, max_runs=10**6, confirm_runs=0,
+                        ranked=tuple(f"c{i:03d}" for i in ranked))
+    run = bisect(state, truth(culprit))
+    assert run.plan.status == "found" and run.plan.culprit == f"c{culprit:03d}"
+    assert len(run.rounds) <= round_bound(n, k)
+    assert all(len(r.probes) <= k for r in run.rounds)
+    assert len(set(probed(run))) == len(probed(run)), "a settled commit was run twice"
+    confirmed = bisect(replace(state, confirm_runs=1), truth(culprit))
+    assert confirmed.plan.culprit == f"c{culprit:03d}"
+    assert len(confirmed.rounds) <= round_bound(n, k) + (2 if k == 1 else 1)
+
+
+def test_a_right_first_guess_brackets_the_culprit_in_the_first_round() -> None:
+    # 20 suspects, 3 runs per round: 3 rounds unguided; the guess leaves room to bracket it
+    state = BisectState(GOOD, suspects(20), k=3, max_runs=100, ranked=("c011",))
+    first = plan(state)
+    assert {"c010", "c011"} <= set(first.to_test)
+    guided = bisect(state, truth(11))
+    plain = bisect(replace(state, ranked=()), truth(11))
+    assert guided.plan.culprit == plain.plan.culprit == "c011"
+    assert len(guided.rounds) == 2, "one round to bracket it, one to confirm it"
+    assert len(plain.rounds) > len(guided.rounds)
+
+
+def test_a_guess_that_would_cost_a_round_is_not_followed() -> None:
+    # 64 = 4**3 suspects with k=3: only the even split keeps 3 rounds, so no bracketing
+    state = BisectState(GOOD, suspects(64), k=3, max_runs=100, ranked=("c040",))
+    assert plan(state).to_test == plan(replace(state, ranked=())).to_test
+
+
+def test_ranked_commits_outside_the_interval_are_ignored() -> None:
+    state = BisectState(GOOD, suspects(20), k=3, max_runs=100, ranked=("elsewhere",))
+    assert plan(state).to_test == plan(replace(state, ranked=())).to_test
