@@ -52,7 +52,8 @@ def test_shipped_table_on_real_shaped_logs(name: str, kind: FailureClass, rule: 
     ("Out of memory: Killed process 4242 (python)", "killed: out of memory"),
     ("docker: Error response from daemon: manifest for ghcr.io/x:1 not found", "image pull failed"),
     ("toomanyrequests: You have reached your pull rate limit.", "image pull failed"),
-    ("curl: (28) Failed to connect to download.pytorch.org port 443", "network timeout to a mirror"),
+    ("curl: (28) Failed to connect to download.pytorch.org port 443",
+     "network timeout to a mirror"),
     ("fatal: unable to access 'https://github.com/pytorch/vision/': Could not resolve host",
      "network timeout to a mirror"),
     ("pip._vendor.urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool(host='pypi.org', "
