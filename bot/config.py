@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.durations import parse_duration
+from bot.domain.paging import POLICIES
 from bot.domain.route import Route
 
 
@@ -221,6 +222,8 @@ def _route(raw: Mapping[str, Any], where: str, default_channel: str | None) -> R
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{at}: expected a positive integer, got {value!r}")
             values[key] = value
+        elif key == "notify":
+            values[key] = _notify(value, at)
         elif key == "bisect":
             if not isinstance(value, dict):
                 raise ConfigError(f"{at}: expected a table")
@@ -243,6 +246,21 @@ def _route(raw: Mapping[str, Any], where: str, default_channel: str | None) -> R
         raise ConfigError(f"{where}.repo: expected owner/name, got {values['repo']!r}")
     values.setdefault("channel", default_channel)
     return Route(**values)
+
+
+def _notify(value: Any, at: str) -> dict[str, str]:
+    """``notify = "open"`` or ``notify = { default = "open", P3 = "never" }``."""
+    table = {"default": value} if isinstance(value, str) else value
+    if not isinstance(table, dict):
+        raise ConfigError(f"{at}: expected one of {', '.join(POLICIES)}, or a table of them "
+                          "by priority, e.g. {{ default = \"open\", P3 = \"never\" }}")
+    for key, policy in table.items():
+        if key not in ("default", "P0", "P1", "P2", "P3"):
+            raise ConfigError(f"{at}.{key}: expected default, P0, P1, P2 or P3 as the key")
+        if policy not in POLICIES:
+            raise ConfigError(f"{at}.{key}: expected one of {', '.join(POLICIES)}, "
+                              f"got {policy!r}")
+    return dict(table)
 
 
 def _duration(value: Any, at: str) -> timedelta:

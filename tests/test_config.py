@@ -108,6 +108,10 @@ def test_file_with_only_defaults_yields_one_route(tmp_path: Path) -> None:
         ('[[routes]]\noncall = ["alice"]\n', "routes[0].oncall", "not a Slack user"),
         ("[[routes]]\nowners = [1]\n", "routes[0].owners", "list of Slack"),
         ('[[routes]]\nbisect = "yes"\n', "routes[0].bisect", "expected a table"),
+        ('[[routes]]\nnotify = "loud"\n', "routes[0].notify.default", "open, escalation, never"),
+        ('[[routes]]\nnotify = { P5 = "open" }\n', "routes[0].notify.P5", "P0, P1, P2 or P3"),
+        ('[[routes]]\nnotify = { P1 = "page" }\n', "routes[0].notify.P1", "got 'page'"),
+        ("[[routes]]\nnotify = 3\n", "routes[0].notify", "or a table of them"),
         ('[[routes]]\nname = "a"\n[[routes]]\nname = "b"\nthreshold = 0\n',
          "routes[1].threshold", "positive integer"),
         ('[[routes]]\nname = "a"\n[[routes]]\nname = "a"\n', "routes", "unique"),
@@ -185,3 +189,12 @@ def test_log_level(raw: str | None, level: int) -> None:
 def test_invalid_log_level_names_the_variable_and_the_choices(raw: str) -> None:
     with pytest.raises(ConfigError, match=r"^LOG_LEVEL: .* is not a log level; use one of DEBUG"):
         log_level({"LOG_LEVEL": raw})
+
+
+def test_notify_policy_as_a_word_or_by_priority() -> None:
+    (plain,) = parse_routes({"routes": [{"notify": "escalation"}]})
+    assert plain.notify == {"default": "escalation"}
+    (table,) = parse_routes({"routes": [{"notify": {"default": "never", "P0": "open"}}]})
+    assert table.notify == {"default": "never", "P0": "open"}
+    (unset,) = parse_routes({"routes": [{}]})
+    assert unset.notify == {}

@@ -29,7 +29,8 @@ class Route:
     owners: tuple[str, ...] = ()
     escalate_to: tuple[str, ...] = ()
     resolvers: tuple[str, ...] = ()  # who may resolve / bisect; empty = everyone
-    hud_url: str = "https://hud.pytorch.org/hud/{repo}/{branch}/0?name_filter={job_filter}"
+    hud_url: str = ("https://hud.pytorch.org/hud/{repo}/{branch}/0?name_filter={job_filter}"
+                    "&useRegexFilter=true")
     grafana_url: str | None = None
     runbook_url: str | None = None
     remind_after: timedelta = timedelta(minutes=30)
@@ -38,6 +39,9 @@ class Route:
     escalate_after: timedelta = timedelta(hours=2)
     extend_interval: timedelta = timedelta(minutes=30)
     bisect: dict[str, object] = field(default_factory=dict)
+    # when the on-call is paged, per priority ("P0".."P3") or "default":
+    # "open" | "escalation" | "never" (``bot.domain.paging``); empty: "open"
+    notify: dict[str, str] = field(default_factory=dict)
 
     def watches_job(self, workflow: str, job_name: str) -> bool:
         """True when the workflow matches and the full job name is not excluded.

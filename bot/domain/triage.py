@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot.domain.durations import format_duration, parse_duration
+from bot.domain.paging import escalation_mentions, reminds
 from bot.domain.route import Route
 
 SnoozeKind = Literal["duration", "green", "sha"]
@@ -275,6 +276,8 @@ def due_nudges(s: TriageState, route: Route, now: datetime,
     - snoozed: the snooze expires when ``snoozed_until`` passed or the awaited commit
       has results; otherwise nothing (snoozed alerts are not nagged).
     - owned (acknowledged, assigned, bisecting): nothing.
+    - the route's notify policy for the alert's priority (``bot.domain.paging``) decides
+      whom escalation mentions and whether reminders are sent at all.
     - escalation, once, when ``escalate_after`` passed since the alert went quiet
       (opened, or last returned from a snooze or acknowledgement): mentions
       ``escalate_to`` (else the on-call) and the priority shown rises one step.
@@ -296,8 +299,8 @@ def due_nudges(s: TriageState, route: Route, now: datetime,
         return []
     since = s.quiet_since
     if not s.escalated and now >= since + route.escalate_after:
-        return [Escalation(route.escalate_to or route.oncall, raised_priority(s.priority))]
-    if s.reminders_sent >= route.remind_limit:
+        return [Escalation(escalation_mentions(route, s.priority), raised_priority(s.priority))]
+    if s.reminders_sent >= route.remind_limit or not reminds(route, s.priority):
         return []
     due = since + route.remind_after + route.remind_every * s.reminders_sent
     if s.last_reminder_at is not None:

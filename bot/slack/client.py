@@ -120,7 +120,8 @@ class WebApi:
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         try:
             if method in ("conversations.history", "conversations.replies", "users.info",
-                          "users.lookupByEmail", "chat.getPermalink", "usergroups.users.list"):
+                          "users.lookupByEmail", "chat.getPermalink", "usergroups.users.list",
+                          "usergroups.list"):
                 response = self.client.api_call(method, http_verb="GET", params=params)
             else:
                 response = self.client.api_call(method, json=params)

@@ -1,4 +1,5 @@
-"""Who people are in Slack: a user's display name, a user id by email, a user group's members.
+"""Who people are in Slack: a user's display name, a user id by email, a user group's handle
+and members.
 
 Every lookup that names or finds a person goes through here, so the rule for a
 display name, and what a failed lookup means, is written once.
@@ -46,6 +47,19 @@ def user_id_by_email(api: SlackApi, email: str) -> str | None:
         return None
     user = answer.get("user") or {}
     return str(user["id"]) if user.get("id") else None
+
+
+def group_handle(api: SlackApi, group_id: str) -> str | None:
+    """A user group's ``@handle`` (``usergroups.list``), to name it without pinging it."""
+    try:
+        response = api.call("usergroups.list")
+    except SlackError as exc:
+        log.info("usergroups.list failed (%s); naming %s by id", exc.code, group_id)
+        return None
+    for group in response.get("usergroups") or ():
+        if isinstance(group, dict) and group.get("id") == group_id:
+            return str(group.get("handle") or group.get("name") or "") or None
+    return None
 
 
 def group_members(api: SlackApi, ids: Collection[str]) -> dict[str, set[str]]:

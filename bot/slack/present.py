@@ -10,6 +10,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from bot.domain.alert_ids import short_id
+from bot.domain.hud_filter import REGEX_FLAG, name_filter
 from bot.domain.route import Route
 from bot.slack.view import (
     AlertView,
@@ -35,24 +36,23 @@ def commit_view(c: PlacedCommit | None) -> CommitView | None:
 
 
 def hud_link(route: Route, detail: AlertDetail) -> str | None:
+    """HUD filtered to exactly the alert's failing jobs (all of them once every one recovered).
+
+    The filter is an anchored regular expression (``bot.domain.hud_filter``); HUD reads
+    it as one only with ``useRegexFilter=true``, added when the template lacks it.
+    """
     if not route.hud_url:
         return None
     keys = [j.key for j in detail.jobs if not j.recovered] or [j.key for j in detail.jobs]
-    job_filter = quote(_common_filter(keys), safe="")
+    job_filter = quote(name_filter(keys), safe="")
     try:
-        return route.hud_url.format(repo=detail.repo, branch=detail.branch,
-                                    job_filter=job_filter)
+        url = route.hud_url.format(repo=detail.repo, branch=detail.branch,
+                                   job_filter=job_filter)
     except (KeyError, IndexError, ValueError):
         return route.hud_url
-
-
-def _common_filter(keys: list[str]) -> str:
-    """HUD's name filter is a substring match: the configs of the jobs, joined by |."""
-    configs = []
-    for key in keys:
-        name = key.rsplit(" / ", 1)[-1]
-        configs.append(name.split("(", 1)[-1].rstrip(")") if "(" in name else name)
-    return "|".join(dict.fromkeys(configs))
+    if "{job_filter}" in route.hud_url and REGEX_FLAG not in url:
+        url += ("&" if "?" in url else "?") + REGEX_FLAG
+    return url
 
 
 def build_alert_view(db: sqlite_utils.Database, alert_id: int,
@@ -103,6 +103,8 @@ def build_alert_view(db: sqlite_utils.Database, alert_id: int,
         external=tuple(_external(db, alert_id)),
         links=links,
         escalated=bool(row.get("escalated")),
+        oncall=route.oncall,
+        owners=route.owners,
     )
 
 

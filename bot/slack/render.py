@@ -161,7 +161,9 @@ def render_parent(view: AlertView) -> tuple[str, list[Block]]:
     The fallback text is what notifications and screen readers show, so it is the
     escaped title and nothing else: no mentions, no status noise.
     """
-    blocks: list[Block] = [_section(f"*{literal(alert_title(view))}*\n{_status_line(view)}")]
+    head = f"*{literal(alert_title(view))}*\n{_status_line(view)}"
+    people = _people_line(view)
+    blocks: list[Block] = [_section(f"{head}\n{people}" if people else head)]
     blocks += _job_blocks(view)
     blocks += _range_blocks(view)
     blocks += _external_blocks(view)
@@ -224,6 +226,22 @@ def _status_line(view: AlertView) -> str:
     return " · ".join(parts)
 
 
+def _people_line(view: AlertView) -> str:
+    """Who is on call for the route and who owns it, e.g. ``On call: @inductor-oncall``."""
+    parts = []
+    if view.oncall:
+        parts.append("On call: " + ", ".join(_person(view, i) for i in view.oncall[:10]))
+    if view.owners:
+        parts.append("Owners: " + ", ".join(_person(view, i) for i in view.owners[:10]))
+    return " · ".join(parts)
+
+
+def _person(view: AlertView, slack_id: str) -> str:
+    """By name where the view carries names (the channel message: no ping), else a mention."""
+    name = view.names.get(slack_id)
+    return f"@{_text(name, NAME_CHARS)}" if name else mention(slack_id)
+
+
 def _snooze_words(view: AlertView) -> str:
     """``until green (at most until …)``, ``until <date>``, or "" when not snoozed."""
     if view.snooze_reason:
@@ -237,12 +255,22 @@ def _snooze_words(view: AlertView) -> str:
 
 
 def _job_blocks(view: AlertView) -> list[Block]:
-    """Failing jobs first, then recovered ones; ten at most, the rest counted."""
+    """Failing jobs first, then recovered ones; ten at most, the rest counted.
+
+    Jobs of one workflow and build (``inductor / cuda12.8-py3.10-gcc9-sm86``) are listed
+    under that prefix once, so each line shows only what differs.
+    """
     if not view.jobs:
         return []
     ordered = sorted(view.jobs, key=lambda job: job.recovered)
     shown = ordered[:JOBS_SHOWN]
-    lines = [_job_line(view, job) for job in shown]
+    lines: list[str] = []
+    for prefix, jobs in _by_prefix(shown):
+        if prefix:
+            lines.append(f"*{_text(prefix, KEY_CHARS)}*")
+            lines += [_job_line(view, job, job.key[len(prefix) + len(_SEP):]) for job in jobs]
+        else:
+            lines += [_job_line(view, job, job.key) for job in jobs]
     hidden = ordered[JOBS_SHOWN:]
     if hidden:
         recovered = sum(job.recovered for job in hidden)
@@ -251,14 +279,39 @@ def _job_blocks(view: AlertView) -> list[Block]:
     return _sections("*Jobs*", lines)
 
 
-def _job_line(view: AlertView, job: JobView) -> str:
-    key = _text(job.key, KEY_CHARS)
+_SEP = " / "
+
+
+def _by_prefix(jobs: list[JobView]) -> list[tuple[str, list[JobView]]]:
+    """Jobs grouped by everything before their last `` / `` (in first-seen order).
+
+    A prefix shared by two or more jobs becomes a heading; a job alone keeps its full
+    key (heading "" ), so nothing is ever shown without its workflow.
+    """
+    groups: dict[str, list[JobView]] = {}
+    for job in jobs:
+        prefix = job.key.rsplit(_SEP, 1)[0] if _SEP in job.key else ""
+        groups.setdefault(prefix, []).append(job)
+    out: list[tuple[str, list[JobView]]] = []
+    for prefix, members in groups.items():
+        if prefix and len(members) > 1:
+            out.append((prefix, members))
+        elif out and out[-1][0] == "":
+            out[-1][1].extend(members)
+        else:
+            out.append(("", members))
+    return out
+
+
+def _job_line(view: AlertView, job: JobView, name: str) -> str:
+    key = _text(name, KEY_CHARS)
     if job.recovered:
         return f"• :white_check_mark: ~{key}~ recovered"
     commits = "commit" if job.streak == 1 else "commits"
     line = f"• :x: *{key}* failing for {job.streak} {commits}"
-    if job.first_failing_sha:
-        line += f" since {_commit_link(view, job.first_failing_sha)}"
+    first_red = view.first_red.sha if view.first_red else None
+    if job.first_failing_sha and job.first_failing_sha != first_red:
+        line += f" since {_commit_link(view, job.first_failing_sha)}"  # else the range says it
     log = next((url for url in (job.log_url, job.html_url) if safe_url(url)), None)
     if log:
         line += f" · {link(log, 'log')}"
@@ -325,15 +378,15 @@ def _links_line(view: AlertView) -> str:
             if alert.links.get(key):
                 candidates.append((label, alert.links[key]))
     parts: list[str] = []
-    seen: set[str] = set()
+    seen: set[str] = set()  # URLs and labels: a link, or two links named alike, show once
     size = 0
     for label, url in candidates:
-        if url in seen or safe_url(url) is None:
+        if url in seen or label in seen or safe_url(url) is None:
             continue
         part = link(url, truncate(plain(label), 40))
         if size + len(part) + 3 > MAX_CONTEXT_TEXT:
             break
-        seen.add(url)
+        seen.update((url, label))
         parts.append(part)
         size += len(part) + 3
     return " · ".join(parts)
@@ -455,9 +508,10 @@ def _sections(header: str, lines: Iterable[str]) -> list[Block]:
 def render_event(view: EventView, alert: AlertView) -> str:
     """A quiet thread reply for one event.
 
-    Only ``reminder`` and ``escalated`` mention anyone (their targets, by design), and
-    ``bisect_found`` its culprit's author when Slack knows them; every other reply
-    names people by display name, so routine updates ping nobody.
+    Only pages mention anyone, by design: ``opened`` (the on-call, when the route pages
+    at open), ``assigned`` (the assignee), ``reminder`` and ``escalated`` (their
+    targets), and ``bisect_found`` its culprit's author when Slack knows them; every
+    other reply names people by display name, so routine updates ping nobody.
     """
     writer = _EVENT_WRITERS.get(view.kind)
     text = writer(view, alert) if writer else f"_{_text(str(view.kind), 50)}_"
@@ -489,6 +543,11 @@ def _event_sha(event: EventView, alert: AlertView) -> str:
 
 
 def _opened(event: EventView, alert: AlertView) -> str:
+    """Shown only when the route pages its on-call: the mention is the page."""
+    who = _mentions(event)
+    if who:
+        return (f"{who} :rotating_light: New alert for the on-call: "
+                f"{literal(alert_title(alert))}. Acknowledge or assign it to stop reminders.")
     return f":rotating_light: Alert opened: {literal(alert_title(alert))}"
 
 
@@ -525,9 +584,12 @@ def _unacknowledged(event: EventView, alert: AlertView) -> str:
 
 
 def _assigned(event: EventView, alert: AlertView) -> str:
-    name = _data_text(event, "assignee_name", NAME_CHARS)
-    assignee = f"*{name}*" if name else f"`{_data_text(event, 'assignee', 30) or 'someone'}`"
-    return f":bust_in_silhouette: Assigned to {assignee} by {_who(event)}"
+    """Mentions the assignee: they must hear of it, and a parent edit notifies nobody."""
+    assignee = str(event.data.get("assignee") or "")
+    if assignee and assignee == event.actor:
+        return f":bust_in_silhouette: {_who(event)} took this alert"
+    shown = mention(assignee) if assignee else "someone"
+    return f":bust_in_silhouette: {shown}: {_who(event)} assigned this alert to you"
 
 
 def _snoozed(event: EventView, alert: AlertView) -> str:

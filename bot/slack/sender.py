@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.domain.paging import extension_gap, join_is_quiet, page_on_open
 from bot.domain.route import Route
 from bot.health import Health
 from bot.slack import people
@@ -34,6 +35,7 @@ from bot.slack.present import build_alert_view, event_view
 from bot.slack.render import render_event, render_parent
 from bot.store import alerts as alert_store
 from bot.store import leases, outbox
+from bot.store import triage as triage_store
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,10 @@ POSTING = frozenset({"chat.postMessage", "chat.update", "chat.delete"})
 
 class LeaseLost(Exception):
     """Another process holds the sender lease now: this one must not call Slack again."""
-# timeline kinds that never get a thread reply: the parent message shows them
+
+
+# timeline kinds that never get a thread reply: the parent message shows them (except
+# "opened" when the route pages its on-call: the page is a reply mentioning them)
 SILENT_KINDS = frozenset({"opened", "narrowed", "grafana_attached"})
 # kinds that must reach the thread even if the parent was posted after them: they
 # mention people (a parent edit notifies nobody)
@@ -304,6 +309,9 @@ class Sender:
         view = build_alert_view(db, alert_id, self.routes)
         if view is None:
             return None
+        # the channel message names the on-call and owners without pinging them (its
+        # first post would notify every mention); the page is a reply of its own
+        view = replace(view, names={i: self._person_name(i) for i in view.oncall + view.owners})
         text, blocks = render_parent(view)
         return version, text, blocks, covered
 
@@ -357,9 +365,10 @@ class Sender:
                     with self.store.transaction() as tx:
                         outbox.settle_reply(tx, due.event_id, due.alert_id, "sent", now, found)
                     return False
+            page = due.kind == "opened" and bool(self._oncall_page(due.alert_id))
             covered = (due.event_id <= due.covered_event_id
-                       and due.kind not in ALWAYS_REPLY_KINDS)
-            if covered or due.kind in SILENT_KINDS:
+                       and due.kind not in ALWAYS_REPLY_KINDS and not page)
+            if covered or (due.kind in SILENT_KINDS and not page):
                 with self.store.transaction() as tx:
                     outbox.settle_reply(tx, due.event_id, due.alert_id, "skipped", now)
                 return False
@@ -370,8 +379,9 @@ class Sender:
                     with self.store.transaction() as tx:
                         outbox.settle_reply(tx, due.event_id, due.alert_id, "superseded", now)
                     return False
-                last = outbox.last_sent_of_kind(db, due.alert_id, "extended")
-                if last is not None and now - last < self._extend_interval(due.alert_id):
+                last, sent = outbox.sent_of_kind(db, due.alert_id, "extended")
+                gap = extension_gap(self._extend_interval(due.alert_id), sent)
+                if last is not None and now - last < gap:
                     return False  # held: coalesced into a later reply, or sent when due
             text = self._reply_text(due)
             if text is None:
@@ -417,12 +427,33 @@ class Sender:
         if view is None or event is None:
             return None
         shown = replace(event_view(event), actor_name=self._user_name(event.actor))
+        if event.kind == "job_joined" and join_is_quiet(view.opened_at, event.at):
+            return None  # part of the first look at the alert: the parent shows it
+        if event.kind == "opened":
+            shown = replace(shown, data={**shown.data,
+                                         "mentions": list(self._oncall_page(due.alert_id))})
         if event.kind == "extended":
             # coalesced: one reply stands for every extension since the last, so it
             # reports the streaks as they are now, not as the first event saw them
             jobs = [{"key": j.key, "streak": j.streak} for j in view.jobs if not j.recovered]
             shown = replace(shown, data={**shown.data, "jobs": jobs})
         return render_event(shown, view) or None
+
+    def _oncall_page(self, alert_id: int) -> tuple[str, ...]:
+        """Whom the alert's opening pages, by its route's notify policy for its priority."""
+        state = triage_store.load(self.store.db, alert_id)
+        if state is None:
+            return ()
+        return page_on_open(self.routes.get(state.route) or Route(name=state.route),
+                            state.priority)
+
+    def _person_name(self, slack_id: str) -> str:
+        """A user's display name or a group's handle; the id itself when Slack cannot say."""
+        if slack_id not in self._names:
+            self._names[slack_id] = (people.group_handle(self.api, slack_id)
+                                     if slack_id.startswith("S")
+                                     else people.user_name(self.api, slack_id)[1])
+        return self._names[slack_id] or slack_id
 
     def _user_name(self, user_id: str | None) -> str | None:
         """A display name for thread replies, which name people without pinging them."""

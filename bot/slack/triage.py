@@ -160,7 +160,10 @@ def _done_text(alert: str, request: Request, outcome: TriageOutcome) -> str:
         case "unack":
             return f":leftwards_arrow_with_hook: You withdrew the acknowledgement of {alert}."
         case "assign":
-            return f":bust_in_silhouette: Assigned {alert} to {mention(request.assignee or '')}."
+            if request.assignee == request.actor:
+                return f":bust_in_silhouette: You took {alert}; reminders stop."
+            return (f":bust_in_silhouette: Assigned {alert} to {mention(request.assignee or '')}; "
+                    "they were notified in the alert's thread.")
         case "snooze":
             assert request.snooze is not None and outcome.state is not None
             state = outcome.state

@@ -134,6 +134,11 @@ class AlertView:
     links: Mapping[str, str] = field(default_factory=dict)
     escalated: bool = False
     github_url: str = "https://github.com"
+    oncall: tuple[str, ...] = ()  # the route's on-call users / user groups (Slack ids)
+    owners: tuple[str, ...] = ()
+    # Slack id -> display name: given, people are shown by name (no ping, for the channel
+    # message, whose first post would otherwise notify them); missing: as <@U…> mentions
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +152,8 @@ class EventView:
     - opened: {"jobs": int}
     - extended: {"jobs": [{"key": str, "streak": int}, ...]}
     - job_joined / job_recovered: {"key": str, "sha": str}
-    - assigned: {"assignee": user id, "assignee_name": str}
+    - opened: {"mentions": [...]} when the route pages its on-call (added by the sender)
+    - assigned: {"assignee": user id (mentioned: they must hear), "assignee_name": str}
     - snoozed: {"until": ISO datetime | "green" | sha}
     - woke: {"key": str} (the job whose failure ended the snooze)
     - resolved: {"sha": str, "duration_s": float, "reason": str}

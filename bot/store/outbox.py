@@ -242,11 +242,14 @@ def later_event_of_kind(db: sqlite_utils.Database, alert_id: int, event_id: int,
     return row is not None
 
 
-def last_sent_of_kind(db: sqlite_utils.Database, alert_id: int, kind: str) -> datetime | None:
+def sent_of_kind(db: sqlite_utils.Database, alert_id: int,
+                 kind: str) -> tuple[datetime | None, int]:
+    """When the alert's last reply of ``kind`` was sent, and how many were sent."""
     row = db.execute(
-        "SELECT max(r.done_at) FROM slack_replies r JOIN alert_events e ON e.id = r.event_id "
+        "SELECT max(r.done_at), count(*) FROM slack_replies r "
+        "JOIN alert_events e ON e.id = r.event_id "
         "WHERE r.alert_id = ? AND e.kind = ? AND r.state = 'sent'", [alert_id, kind]).fetchone()
-    return from_iso(row[0]) if row else None
+    return (from_iso(row[0]), int(row[1])) if row else (None, 0)
 
 
 def record_failure(db: sqlite_utils.Database, target: str, channel: str | None, error: str,

@@ -192,6 +192,7 @@ class FakeSlack:
         spec: Path | str | None = None,
         users: Iterable[Mapping[str, Any]] = (),
         usergroups: Mapping[str, Sequence[str]] | None = None,
+        usergroup_handles: Mapping[str, str] | None = None,
         channels: Iterable[str] | None = None,
         extra_methods: Iterable[str] = (),
         start_ts: float | None = None,
@@ -227,6 +228,7 @@ class FakeSlack:
         for user in users:
             self.add_user(**user)
         self._usergroups = {k: list(v) for k, v in (usergroups or {}).items()}
+        self._usergroup_handles = dict(usergroup_handles or {})
         self._clear_state()
 
     # ----------------------------------------------------------------- lifecycle
@@ -749,6 +751,12 @@ class FakeSlack:
             "is_enterprise_install": False,
         }
 
+    def _usergroups_list(self, params: JsonDict) -> JsonDict:
+        groups = set(self._usergroups) | set(self._usergroup_handles)
+        return {"usergroups": [
+            {"id": g, "team_id": self.team_id, "name": g,
+             "handle": self._usergroup_handles.get(g, g.lower())} for g in sorted(groups)]}
+
     def _usergroups_users_list(self, params: JsonDict) -> JsonDict:
         users = self._usergroups.get(str(params["usergroup"]))
         if users is None:
@@ -774,6 +782,7 @@ _METHODS: dict[str, Callable[[FakeSlack, JsonDict], JsonDict]] = {
     "users.lookupByEmail": FakeSlack._users_lookup_by_email,
     "auth.test": FakeSlack._auth_test,
     "usergroups.users.list": FakeSlack._usergroups_users_list,
+    "usergroups.list": FakeSlack._usergroups_list,
 }
 
 

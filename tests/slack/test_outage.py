@@ -114,7 +114,7 @@ def test_timeouts_longer_than_the_client_timeout_never_double_a_message(
         slack.fail_next("chat.postMessage", delay=0.7)  # the reply for the joining job
         slack.fail_next("chat.update", delay=0.7)  # edits are idempotent: simply retried
         break_timm(trunk, 5, 7)
-        feed(bot, trunk, 7, clock)
+        feed(bot, trunk, 8, clock)  # 20 minutes on: past the quiet first minutes
         wait_until(lambda: settled(bot), timeout=15, message="the reply found and recorded")
         assert_delivered_once(slack, bot.store.db, CHANNELS)
         posts = slack.calls_to("chat.postMessage")

@@ -424,9 +424,11 @@ def test_every_event_kind_renders_without_pings(kind: str) -> None:
                       actor_name=HOSTILE)  # fmt: skip
     text = render_event(event, alert())
     assert text and not text.startswith("_")  # a dedicated writer, not the generic fallback
-    mentions = {"U1"} if kind in ("reminder", "escalated") else set()
+    paging = {"reminder": {"U1"}, "escalated": {"U1"}, "opened": {"U1"},
+              "assigned": {"U0ASSIGNEE"}}  # pages mention their targets, by design
+    mentions = paging.get(kind, set())
     assert_no_leaks(text, allowed_mentions=mentions)
-    if kind not in ("reminder", "escalated"):
+    if kind not in paging:
         assert "<@" not in text and "<!subteam" not in text
 
 
@@ -492,3 +494,43 @@ def test_summary_line() -> None:
     assert render_alert_summary(resolved, now).endswith(" — resolved after 45m")
     hostile = render_alert_summary(alert(jobs=(), title=HOSTILE), now)
     assert_no_leaks(hostile)
+
+
+# ------------------------------------------------------------------- quiet parent
+
+
+def test_long_job_lists_show_their_common_prefix_once() -> None:
+    prefix = "inductor / cuda12.8-py3.10-gcc9-sm86-long-build-config-name"
+    configs = [f"test (suite_{i})" for i in range(13)]
+    view = alert(jobs=tuple(job(f"{prefix} / {c}") for c in configs))
+    body = all_text(render_parent(view)[1])
+    assert body.count(prefix) == 1  # a heading, not on every line
+    for config in configs[:10]:
+        assert f"• :x: *{config}* failing for 3 commits" in body
+    alone = all_text(render_parent(alert(jobs=(job(f"{prefix} / test (a)"),)))[1])
+    assert f"*{prefix} / test (a)*" in alone  # one job keeps its whole name
+
+
+def test_a_job_line_does_not_repeat_the_first_red_commit() -> None:
+    red = CommitView(sha="c" * 40)
+    body = all_text(render_parent(alert(first_red=red))[1])
+    assert "since" not in body
+    other = all_text(render_parent(alert(first_red=CommitView(sha="e" * 40)))[1])
+    assert "since <https://github.com/pytorch/pytorch/commit/cccc" in other
+
+
+def test_links_line_names_each_link_once() -> None:
+    view = alert(external=(grafana(),), links={"Grafana dashboard": "https://grafana.example/d/r",
+                                               "Runbook": "https://runbook.example/inductor"})
+    links = render_parent(view)[1][-3]["elements"][0]["text"]
+    assert links.count("Grafana dashboard") == 1 and links.count("Runbook") == 1
+
+
+def test_people_line_by_name_in_the_channel_by_mention_elsewhere() -> None:
+    view = alert(oncall=("S0ONCALL",), owners=("U5", "U6"))
+    assert "On call: <!subteam^S0ONCALL> · Owners: <@U5>, <@U6>" in \
+        render_parent(view)[1][0]["text"]["text"]
+    named = replace(view, names={"S0ONCALL": "inductor-oncall", "U5": "erin", "U6": "*x*"})
+    head = render_parent(named)[1][0]["text"]["text"]
+    assert "On call: @inductor-oncall · Owners: @erin, @∗x∗" in head
+    assert "<@" not in head and "<!subteam" not in head

@@ -31,7 +31,7 @@ def test_buttons_run_the_same_actions(slack: SlackSide) -> None:
     assert slack.kinds()[-5:] == ["acknowledged", "assigned", "snoozed", "unacknowledged",
                                   "resolved"]
     assert slack.fake.responses() == []  # changes answer themselves: no ephemeral noise
-    for needle in ("Acknowledged by", "Assigned to *carol*", "Snoozed until",
+    for needle in ("Acknowledged by", "<@U3>: *bob* assigned this alert to you", "Snoozed until",
                    "Acknowledgement withdrawn", "Resolved by"):
         slack.wait_reply(needle)
 

@@ -47,12 +47,13 @@ def test_every_sub_command_changes_the_alert_and_its_timeline(slack: SlackSide) 
     before = len(slack.kinds())
     now = slack.running.clock.now
 
-    assert "Assigned A1 to <@U1>" in slack.command("assign me").text()
+    assert "You took A1" in slack.command("assign me").text()
     slack.wait_parent("*Assigned* to <@U1>")
-    assert "Assigned A1 to <@U2>" in slack.command("assign A1 <@U2|bob>", user="U3").text()
+    assert "Assigned A1 to <@U2>; they were notified" in \
+        slack.command("assign A1 <@U2|bob>", user="U3").text()
     slack.wait_parent("*Assigned* to <@U2>")
     assert slack.row()["assigned_by"] == "U3"
-    assert "Assigned to *bob* by" in slack.wait_reply("*bob*")
+    assert "<@U2>: *carol* assigned this alert to you" in slack.wait_reply("assigned this")
 
     answer = slack.command("snooze 2h").text()
     assert "Snoozed A1 for 2h, until" in answer
