@@ -34,6 +34,9 @@ class LocalWorkers:
         self.secrets = secrets
         self._lock = threading.Lock()
         self._threads: dict[int, threading.Thread] = {}
+        # one backend per checkout and command: its lock keeps concurrent probes from
+        # changing the checkout's shared worktree bookkeeping at the same time
+        self._backends: dict[tuple[str, str, float], LocalBackend] = {}
 
     def busy(self, probe_id: int) -> bool:
         with self._lock:
@@ -47,13 +50,22 @@ class LocalWorkers:
             if probe.state == "planned" and not store.set_run(db, probe.id, None, None):
                 return  # someone else moved it
         assert config.repo is not None and config.command is not None
-        backend = LocalBackend(config.repo, config.command, config.timeout.total_seconds(),
-                               secrets=self.secrets)
+        backend = self.backend(config)
         thread = threading.Thread(target=self._run, args=(backend, probe),
                                   name=f"bisect-probe-{probe.id}", daemon=True)
         with self._lock:
             self._threads[probe.id] = thread
         thread.start()
+
+    def backend(self, config: BisectConfig) -> LocalBackend:
+        """The backend running this checkout's probes: one per checkout and command."""
+        assert config.repo is not None and config.command is not None
+        key = (str(config.repo), str(config.command), config.timeout.total_seconds())
+        with self._lock:
+            if key not in self._backends:
+                self._backends[key] = LocalBackend(config.repo, config.command, key[2],
+                                                   secrets=self.secrets)
+            return self._backends[key]
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for running workers (tests and shutdown)."""

@@ -599,3 +599,24 @@ def test_the_local_backend_bisects_a_checkout(tmp_path: Path, github: FakeGitHub
     assert [f["sha"] for f in found] == [shas[7]]
     assert git(repo, "worktree", "list").count("\n") == 0  # every probe's worktree is gone
     bot.store.close()
+
+
+def test_local_probes_of_one_checkout_share_one_backend_and_its_git_lock(tmp_path: Path) -> None:
+    """Concurrent ``git worktree add``/``remove`` in one checkout corrupt its bookkeeping
+    ("failed to read .git/worktrees/.../commondir"): every probe of a checkout must go
+    through the one backend whose lock serialises them."""
+    store = Store(tmp_path / "bot.db")
+    store.migrate()
+    store.close()
+    route = Route(bisect={"backend": "local", "repo": str(tmp_path), "k": 2,
+                          "command": "true", "timeout": "1m"})
+    other = Route(name="other", bisect={"backend": "local", "repo": str(tmp_path / "elsewhere"),
+                                        "command": "true", "timeout": "1m"})
+    bot = Bot(Settings(database_path=str(tmp_path / "bot.db"), scheduler_enabled=False,
+                       routes=(route, other)))
+    config, elsewhere = bisect_config(route), bisect_config(other)
+    assert config is not None and elsewhere is not None
+    assert bot.bisects.local.backend(config) is bot.bisects.local.backend(config)
+    assert bot.bisects.local.backend(elsewhere) is not bot.bisects.local.backend(config)
+    bot.store.close()
+
