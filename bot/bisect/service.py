@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 
 import sqlite_utils
@@ -35,6 +35,7 @@ from bot.domain.bisect_planner import (
 )
 from bot.domain.model import CellStatus, JobResult
 from bot.domain.route import Route
+from bot.domain.triage import Answer
 from bot.github.rest import ApiRateLimited, ApiUnavailable
 from bot.health import Health
 from bot.schedule import Scheduler
@@ -50,23 +51,6 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 30
 JOBS_LISTED = 10
 CANDIDATES_SHOWN = 10
-
-
-@dataclass(frozen=True, slots=True)
-class StartOutcome:
-    """The answer to a bisect request (mrkdwn); ``code`` names why it was refused."""
-
-    ok: bool
-    text: str
-    code: str | None = None
-    bisect_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CancelOutcome:
-    ok: bool
-    text: str
-    code: str | None = None
 
 
 class Bisects:
@@ -95,7 +79,7 @@ class Bisects:
         self._tick_lock = threading.Lock()
 
     def start(self, alert_id: int, actor: str | None, job_key: str | None = None,
-              k: int | None = None) -> StartOutcome:
+              k: int | None = None) -> Answer:
         """Record a new bisect of one of the alert's jobs; the tick dispatches its runs.
 
         Refused, with the reason, when the alert is resolved, the route has no bisect
@@ -107,27 +91,27 @@ class Bisects:
         db = self.store.db
         head = alert_store.head(db, alert_id)
         if head is None:
-            return StartOutcome(False, f"There is no alert {alert}.", "not_found")
+            return Answer(False, f"There is no alert {alert}.", "not_found")
         route_name, repo, branch = head.route, head.repo, head.branch
         if head.state == "resolved":
-            return StartOutcome(False, f"{alert} is already resolved; nothing to bisect.",
-                                "resolved")
+            return Answer(False, f"{alert} is already resolved; nothing to bisect.",
+                          "resolved")
         route = self.routes.get(route_name)
         try:
             config = bisect_config(route) if route is not None else None
         except BisectConfigError as exc:
-            return StartOutcome(False, f":warning: Bisect is misconfigured: {literal(str(exc))}",
-                                "bad_config")
+            return Answer(False, f":warning: Bisect is misconfigured: {literal(str(exc))}",
+                          "bad_config")
         if config is None:
-            return StartOutcome(False, f":construction: Bisect is not configured for route "
-                                       f"`{route_name}`: {NOT_CONFIGURED_HINT}.", "not_configured")
+            return Answer(False, f":construction: Bisect is not configured for route "
+                                 f"`{route_name}`: {NOT_CONFIGURED_HINT}.", "not_configured")
         if config.backend == "github" and not self.github_token:
-            return StartOutcome(False, ":construction: Bisect needs `GITHUB_TOKEN` (with "
-                                       "actions:write) to dispatch workflows.", "not_configured")
+            return Answer(False, ":construction: Bisect needs `GITHUB_TOKEN` (with "
+                                 "actions:write) to dispatch workflows.", "not_configured")
         k = config.k if k is None else k
         member = _choose_job(db, alert_id, repo, branch, job_key)
         if isinstance(member, str):
-            return StartOutcome(False, member, "job")
+            return Answer(False, member, "job")
         assert member.last_green is not None
         suspects = tuple(c.sha for c in history.commits_between(
             db, repo, branch, member.last_green.position, member.first_failing.position))
@@ -137,17 +121,17 @@ class Bisects:
             state = replace(limits.state(member.last_green.sha, suspects, k),
                             observations=tuple(Observation(sha, o) for sha, o in known))
         except ValueError as exc:
-            return StartOutcome(False, f"Cannot bisect {alert}: {literal(str(exc))}.", "limits")
+            return Answer(False, f"Cannot bisect {alert}: {literal(str(exc))}.", "limits")
         first = plan(state)
         if first.status == "failed":
-            return StartOutcome(False, f"Cannot bisect *{literal(member.job_key)}* of {alert}: "
-                                       f"{literal(str(first.reason))}.", "planner")
+            return Answer(False, f"Cannot bisect *{literal(member.job_key)}* of {alert}: "
+                                 f"{literal(str(first.reason))}.", "planner")
         now = self.clock()
         with self.store.transaction() as wdb:
             refusal = limits.refusal(k, store.running_count(wdb, route_name))
             if refusal is not None:
-                return StartOutcome(False, f"Cannot bisect {alert} now: {literal(str(refusal))}.",
-                                    "limits")
+                return Answer(False, f"Cannot bisect {alert} now: {literal(str(refusal))}.",
+                              "limits")
             try:
                 bisect_id = store.insert(
                     wdb, alert_id=alert_id, route=route_name, repo=repo, branch=branch,
@@ -157,8 +141,8 @@ class Bisects:
                 running = store.running_for_alert(wdb, alert_id)
                 who = f" (started by <@{running.started_by}>)" if running and running.started_by \
                     else ""
-                return StartOutcome(False, f"A bisect is already running on {alert}{who}.",
-                                    "bisecting")
+                return Answer(False, f"A bisect is already running on {alert}{who}.",
+                              "bisecting")
             for sha, outcome in known:
                 store.add_probe(wdb, bisect_id, sha, 0, source="ci", outcome=outcome,
                                 detail="CI result", now=now)
@@ -169,16 +153,15 @@ class Bisects:
             store.set_alert_status(wdb, alert_id, _starting_text(len(suspects), first))
         self.on_change({alert_id})
         rounds = round_bound(max(len(first.candidates), 1), k)
-        return StartOutcome(
+        return Answer(
             True,
             f":mag: Bisecting *{literal(member.job_key)}* of {alert}: {len(suspects)} suspects, "
             f"{k} runs per round (about {rounds} rounds, then confirmation), at most "
             f"{limits.max_runs} runs. "
             "Progress goes to the alert's thread.",
-            bisect_id=bisect_id,
         )
 
-    def cancel(self, alert_id: int, actor: str | None) -> CancelOutcome:
+    def cancel(self, alert_id: int, actor: str | None) -> Answer:
         """Stop the alert's running bisect; runs already started finish but are ignored."""
         alert = short_id(alert_id)
         now = self.clock()
@@ -186,15 +169,15 @@ class Bisects:
             running = store.running_for_alert(db, alert_id)
             if running is None or not store.finish(db, running.id, "cancelled", now,
                                                    reason="cancelled"):
-                return CancelOutcome(False, f"No bisect is running on {alert}.", "not_bisecting")
+                return Answer(False, f"No bisect is running on {alert}.", "not_bisecting")
             runs = sum(1 for p in store.probes(db, running.id) if p.source == "run")
             alert_store.add_event(db, alert_id, "bisect_cancelled", now, actor=actor,
                                   key=running.job_key, runs=runs)
             store.set_alert_status(db, alert_id, None)
         self.on_change({alert_id})
-        return CancelOutcome(True, f":no_entry_sign: Cancelled the bisect of {alert} after "
-                                   f"{runs} runs. Runs already started finish on CI; the "
-                                   "bisect ignores them.")
+        return Answer(True, f":no_entry_sign: Cancelled the bisect of {alert} after "
+                            f"{runs} runs. Runs already started finish on CI; the "
+                            "bisect ignores them.")
 
     def advance(self, github: GitHubDispatcher | None = None) -> int:
         """One tick: move every running bisect as far as it can go; returns how many ran.

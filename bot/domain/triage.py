@@ -90,6 +90,19 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """What to tell the person who acted (mrkdwn); ``code`` names a refusal's cause.
+
+    Every front door (button, slash command) and every desk behind it (triage, bisects)
+    answers with this, so a refusal is an answer, never an exception.
+    """
+
+    ok: bool
+    text: str
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """The alert's triage state after an action, and the timeline event that records it."""
 

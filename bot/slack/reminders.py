@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from bot.domain.alert_ids import short_id
 from bot.domain.route import Route
 from bot.store import triage as triage_store
 from bot.store.db import Store
@@ -35,6 +36,7 @@ def run_nudges(store: Store, routes: Mapping[str, Route], now: datetime,
         if kind is not None:
             sent[alert_id] = kind
     if sent:
-        log.info("nudges: %s", ", ".join(f"A{i} {kind}" for i, kind in sorted(sent.items())))
+        log.info("nudges: %s",
+                 ", ".join(f"{short_id(i)} {kind}" for i, kind in sorted(sent.items())))
         on_change(set(sent))
     return sent

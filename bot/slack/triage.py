@@ -17,7 +17,7 @@ from bot.domain import triage as rules
 from bot.domain.alert_ids import short_id
 from bot.domain.durations import format_duration
 from bot.domain.route import Route
-from bot.domain.triage import Refusal, SnoozeSpec
+from bot.domain.triage import Answer, Refusal, SnoozeSpec
 from bot.slack import people
 from bot.slack.client import SlackApi
 from bot.slack.mrkdwn import date, escape, mention
@@ -44,31 +44,11 @@ class Request:
     job: str | None = None
 
 
-class Reply(Protocol):
-    """A bisect desk's answer: whether it happened, what to tell the person, a refusal code."""
-
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def code(self) -> str | None: ...
-
-
 class BisectDesk(Protocol):
     """What triage asks of bisects (``bot.bisect.service.Bisects`` answers it)."""
 
-    def start(self, alert_id: int, actor: str | None, job_key: str | None = None) -> Reply: ...
-    def cancel(self, alert_id: int, actor: str | None) -> Reply: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What to tell the person who acted (mrkdwn); ``code`` names a refusal's cause."""
-
-    ok: bool
-    text: str
-    code: str | None = None
+    def start(self, alert_id: int, actor: str | None, job_key: str | None = None) -> Answer: ...
+    def cancel(self, alert_id: int, actor: str | None) -> Answer: ...
 
 
 class Triage:
@@ -149,8 +129,7 @@ class Triage:
         refused = rules.bisect_refusal(state)
         if refused is not None:
             return Answer(False, refusal_text(alert, refused, request.actor), refused.code)
-        started = self.bisects.start(request.alert_id, request.actor, job_key=request.job)
-        return Answer(started.ok, started.text, started.code)
+        return self.bisects.start(request.alert_id, request.actor, job_key=request.job)
 
 
 def _done_text(alert: str, request: Request, outcome: TriageOutcome) -> str:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 
 from bot.domain.alert_ids import parse_alert_number
-from bot.domain.triage import parse_snooze
+from bot.domain.triage import Answer, parse_snooze
 from bot.slack.client import SlackError
 from bot.slack.home import publish_home
-from bot.slack.triage import Answer, Request, Verb
+from bot.slack.triage import Request, Verb
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
