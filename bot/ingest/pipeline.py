@@ -13,8 +13,9 @@ from datetime import datetime
 
 import sqlite_utils
 
-from bot.domain.alerts import Join, NoChange, TooOld, evaluate, meets_condition, too_old
+from bot.domain.alerts import Join, NoChange, Open, TooOld, evaluate, meets_condition, too_old
 from bot.domain.jobkey import job_key as make_job_key
+from bot.domain.manual_resolve import Follow, Hold, Reopen, after_manual_resolve
 from bot.domain.model import Commit, JobResult
 from bot.domain.route import Route
 from bot.domain.streak import compute_streak
@@ -164,7 +165,17 @@ class Ingestor:
                 condition = meets_condition(streak, route.threshold, route.max_age, now)
                 decision = evaluate(key, streak, condition,
                                     alert_store.open_alerts(db, route.name))
+                manual = (after_manual_resolve(streak, alert_store.resolved_by_hand(
+                    db, route.name, key)) if isinstance(decision, Open) else None)
+                if isinstance(manual, Reopen):
+                    if alert_store.reopen(db, manual.alert_id, key, streak, now):
+                        report.alerts.add(manual.alert_id)
+                    continue
+                if isinstance(manual, Hold):
+                    continue  # the failure the person resolved with: nothing new
                 alert_id = alert_store.apply_decision(db, route, key, decision, now)
+                if isinstance(manual, Follow) and alert_id is not None:
+                    alert_store.add_event(db, alert_id, "follows", now, previous=manual.previous)
                 if isinstance(decision, Join):  # a new failing job wakes a snoozed alert
                     triage_store.wake_if_snoozed(db, decision.alert_id, key, now)
                 if alert_id is not None:

@@ -444,7 +444,8 @@ def _actions(view: AlertView) -> Block:
         "title": _plain("Resolve this alert?"),
         "text": _plain(
             f"Alert {truncate(plain(view.short_id), 20)} will be marked resolved. "
-            "It reopens if the jobs keep failing on newer commits."
+            "If its jobs fail on a newer commit it reopens here; a new breakage "
+            "opens a new alert that links back."
         ),
         "confirm": _plain("Resolve"),
         "deny": _plain("Cancel"),
@@ -509,8 +510,9 @@ def render_event(view: EventView, alert: AlertView) -> str:
     """A quiet thread reply for one event.
 
     Only pages mention anyone, by design: ``opened`` (the on-call, when the route pages
-    at open), ``assigned`` (the assignee), ``reminder`` and ``escalated`` (their
-    targets), and ``bisect_found`` its culprit's author when Slack knows them; every
+    at open), ``assigned`` (the assignee), ``reopened`` (who resolved it by hand),
+    ``reminder`` and ``escalated`` (their targets), and ``bisect_found`` its culprit's
+    author when Slack knows them; every
     other reply names people by display name, so routine updates ping nobody.
     """
     writer = _EVENT_WRITERS.get(view.kind)
@@ -640,10 +642,27 @@ def _resolved(event: EventView, alert: AlertView) -> str:
 
 
 def _reopened(event: EventView, alert: AlertView) -> str:
+    """Mentions whoever resolved it by hand: they judged it done and should hear otherwise."""
     key = _data_text(event, "key", KEY_CHARS)
     reason = _data_text(event, "reason")
     text = ":rotating_light: Reopened" + (f": *{key}* is failing again" if key else "")
-    return text + (f" ({reason})" if reason else "")
+    sha = _event_sha(event, alert)
+    text += f" at {sha}" if sha and key else ""
+    text += f" ({reason})" if reason else ""
+    who = _mentions(event)
+    return f"{who} {text}" if who else text
+
+
+def _follows(event: EventView, alert: AlertView) -> str:
+    """A new breakage of a job someone resolved by hand: link the earlier alert's thread."""
+    previous = event.data.get("previous")
+    if not isinstance(previous, int) or isinstance(previous, bool):
+        return ":link: This follows an alert that was resolved by hand."
+    name = _text(str(event.data.get("previous_short") or f"A{previous}"), 20)
+    url = safe_url(str(event.data.get("url") or ""))
+    shown = link(url, name) if url else f"`{name}`"
+    return (f":link: Follows {shown}, resolved by hand while this job was failing; "
+            "the job passed since, so this is a new breakage.")
 
 
 def _reminder(event: EventView, alert: AlertView) -> str:
@@ -796,6 +815,7 @@ _EVENT_WRITERS: dict[str, Callable[[EventView, AlertView], str]] = {
     "woke": _woke,
     "resolved": _resolved,
     "reopened": _reopened,
+    "follows": _follows,
     "reminder": _reminder,
     "escalated": _escalated,
     "bisect_started": _bisect_started,

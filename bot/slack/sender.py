@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.domain.alert_ids import short_id
 from bot.domain.paging import extension_gap, join_is_quiet, page_on_open
 from bot.domain.route import Route
 from bot.health import Health
@@ -30,7 +31,7 @@ from bot.slack.client import (
     SlackApi,
     SlackError,
 )
-from bot.slack.listing import channel_of
+from bot.slack.listing import channel_of, permalink
 from bot.slack.present import build_alert_view, event_view
 from bot.slack.render import render_event, render_parent
 from bot.store import alerts as alert_store
@@ -57,8 +58,8 @@ class LeaseLost(Exception):
 # "opened" when the route pages its on-call: the page is a reply mentioning them)
 SILENT_KINDS = frozenset({"opened", "narrowed", "grafana_attached"})
 # kinds that must reach the thread even if the parent was posted after them: they
-# mention people (a parent edit notifies nobody)
-ALWAYS_REPLY_KINDS = frozenset({"reminder", "escalated"})
+# mention people (a parent edit notifies nobody), or link the alert this one follows
+ALWAYS_REPLY_KINDS = frozenset({"reminder", "escalated", "follows"})
 
 
 def _utc_now() -> datetime:
@@ -429,6 +430,10 @@ class Sender:
         shown = replace(event_view(event), actor_name=self._user_name(event.actor))
         if event.kind == "job_joined" and join_is_quiet(view.opened_at, event.at):
             return None  # part of the first look at the alert: the parent shows it
+        if event.kind == "follows" and isinstance(event.data.get("previous"), int):
+            previous = int(event.data["previous"])
+            shown = replace(shown, data={**shown.data, "previous_short": short_id(previous),
+                                         "url": permalink(db, self.api, previous)})
         if event.kind == "opened":
             shown = replace(shown, data={**shown.data,
                                          "mentions": list(self._oncall_page(due.alert_id))})

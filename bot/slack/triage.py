@@ -159,7 +159,8 @@ def _done_text(alert: str, request: Request, outcome: TriageOutcome) -> str:
         case "unsnooze":
             return f":alarm_clock: Unsnoozed {alert}."
         case _:
-            return f":white_check_mark: Resolved {alert}."
+            return (f":white_check_mark: Resolved {alert}. If its jobs fail on a newer commit "
+                    "it reopens; a new breakage opens a new alert that links back.")
 
 
 def refusal_text(alert: str, refusal: Refusal, actor: str) -> str:

@@ -26,6 +26,7 @@ EventKind = Literal[
     "woke",
     "resolved",
     "reopened",
+    "follows",
     "reminder",
     "escalated",
     "bisect_started",
@@ -157,7 +158,8 @@ class EventView:
     - snoozed: {"until": ISO datetime | "green" | sha}
     - woke: {"key": str} (the job whose failure ended the snooze)
     - resolved: {"sha": str, "duration_s": float, "reason": str}
-    - reopened: {"key": str, "reason": str}
+    - reopened: {"key": str, "sha": str, "reason": str, "mentions": [who resolved it]}
+    - follows: {"previous": alert id, "previous_short": "A3", "url": its thread (sender)}
     - reminder: {"mentions": ["U1", "S2"], "age_s": float}
     - escalated: {"mentions": [...], "priority": "P1", "age_s": float}
     - bisect_started: {"suspects": int, "runs_per_round": int, "key": str}

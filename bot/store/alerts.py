@@ -20,6 +20,7 @@ from bot.domain.alerts import (
     Update,
     alert_range,
 )
+from bot.domain.manual_resolve import ResolvedByHand
 from bot.domain.model import CellStatus, PlacedCell
 from bot.domain.route import Route
 from bot.domain.streak import Streak
@@ -85,6 +86,44 @@ def open_alerts(db: sqlite_utils.Database, route: str) -> list[OpenAlert]:
         "SELECT id FROM alerts WHERE route = ? AND state != 'resolved' AND kind = 'streak' "
         "ORDER BY id", [route])]
     return [OpenAlert(alert_id, tuple(members(db, alert_id))) for alert_id in ids]
+
+
+def resolved_by_hand(db: sqlite_utils.Database, route: str, job_key: str,
+                     limit: int = 5) -> list[ResolvedByHand]:
+    """The route's alerts a person resolved while ``job_key`` still failed in them, newest
+    first (``bot.domain.manual_resolve`` decides what a new failure of the job means)."""
+    columns = ", ".join(f"j.{c.strip()}" for c in MEMBER_COLUMNS.split(","))
+    rows = db.execute(
+        f"SELECT {columns} FROM alerts a JOIN alert_jobs j ON j.alert_id = a.id "
+        "WHERE a.route = ? AND a.state = 'resolved' AND a.kind = 'streak' "
+        "AND a.resolved_by IS NOT NULL AND j.job_key = ? AND j.recovered = 0 "
+        "ORDER BY a.resolved_at DESC, a.id DESC LIMIT ?", [route, job_key, limit])
+    return [ResolvedByHand(row[0], _member(row)) for row in rows]
+
+
+def reopen(db: sqlite_utils.Database, alert_id: int, job_key: str, streak: Streak,
+           now: datetime) -> bool:
+    """Reopen a hand-resolved alert for a job failing again; False if it is not resolved.
+
+    The same message comes back to life: state open, the job's streak recorded, the
+    reminder clock restarted, and a "reopened" event that mentions whoever resolved it
+    (they judged it done; they should hear it was not).
+    """
+    row = db.execute("SELECT resolved_by FROM alerts WHERE id = ?", [alert_id]).fetchone()
+    cursor = db.execute(
+        "UPDATE alerts SET state = 'open', resolved_at = NULL, resolved_sha = NULL, "
+        "resolved_by = NULL, resolve_reason = NULL, reminders_from = ?, reminders_sent = 0, "
+        "last_reminder_at = NULL WHERE id = ? AND state = 'resolved'",
+        [to_iso(now), alert_id])
+    if cursor.rowcount == 0:
+        return False
+    _write_member(db, alert_id, job_key, streak, now)
+    _refresh_range(db, alert_id)
+    resolver = row[0] if row else None
+    add_event(db, alert_id, "reopened", now, key=job_key, sha=_sha(streak.newest_failure),
+              reason="failing on a newer commit after it was resolved by hand",
+              mentions=[resolver] if resolver else [])
+    return True
 
 
 def add_event(db: sqlite_utils.Database, alert_id: int, kind: str, at: datetime,
