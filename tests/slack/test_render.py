@@ -425,7 +425,7 @@ def test_every_event_kind_renders_without_pings(kind: str) -> None:
     text = render_event(event, alert())
     assert text and not text.startswith("_")  # a dedicated writer, not the generic fallback
     paging = {"reminder": {"U1"}, "escalated": {"U1"}, "opened": {"U1"},
-              "assigned": {"U0ASSIGNEE"}}  # pages mention their targets, by design
+              "assigned": {"U0ASSIGNEE"}, "reopened": {"U1"}}  # pages mention their targets
     mentions = paging.get(kind, set())
     assert_no_leaks(text, allowed_mentions=mentions)
     if kind not in paging:
