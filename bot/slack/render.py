@@ -328,7 +328,13 @@ def _range_blocks(view: AlertView) -> list[Block]:
     if view.last_green is None and view.first_red is None and not view.suspects:
         return []
     green = _commit_link(view, view.last_green.sha) if view.last_green else "_not found_"
-    red = _commit_link(view, view.first_red.sha) if view.first_red else "_not found_"
+    listed = {commit.sha for commit in view.suspects[:SUSPECTS_SHOWN]}
+    if view.first_red is None:
+        red = "_not found_"
+    elif view.first_red.sha in listed:  # the suspect line below links it: no second link
+        red = f"`{_text(view.first_red.sha[:7], 10)}`"
+    else:
+        red = _commit_link(view, view.first_red.sha)
     count = view.suspect_count if view.suspect_count is not None else len(view.suspects)
     noun = "suspect" if count == 1 else "suspects"
     header = f"*Regression range:* last green {green} → first red {red} · *{count} {noun}*"

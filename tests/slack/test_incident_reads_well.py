@@ -50,6 +50,9 @@ def test_an_incident_reads_without_noise(tmp_path: Path) -> None:
         assert len(labels) == len(set(labels)), labels
         assert {"HUD", "Grafana dashboard", "Runbook"} <= set(labels)
 
+        urls = re.findall(r"<(https?://[^|>]+)\|", text_of(parent))
+        assert len(urls) == len(set(urls)), "a link repeated in the alert message"
+
         prefix = HF[0].rsplit(" / ", 1)[0]
         assert text_of(parent).count(prefix) == 1  # the jobs' shared heading, once
         assert "test (inductor_huggingface)" in text_of(parent)

@@ -281,10 +281,12 @@ def test_regression_range_and_suspects() -> None:
     assert (
         "*Regression range:* last green <https://github.com/pytorch/pytorch/commit/"
         + "0" * 40
-        + "|0000000> → first red <https://github.com/pytorch/pytorch/commit/"
-        + "1" * 40
-        + "|1111111> · *7 suspects*"
+        + "|0000000> → first red `1111111` · *7 suspects*"  # its suspect line links it
     ) in body
+    assert body.count("pytorch/commit/" + "1" * 40) == 1
+    unlisted = replace(view, first_red=CommitView(sha="9" * 40))
+    assert "first red <https://github.com/pytorch/pytorch/commit/" + "9" * 40 in \
+        all_text(render_parent(unlisted)[1])
     assert "change 5 — dev5 (<https://github.com/pytorch/pytorch/pull/105|#105>)" in body
     assert "change 6" not in body and "_+2 more suspects_" in body
 
