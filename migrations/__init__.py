@@ -381,3 +381,33 @@ def m008_slack_sweeps(db: Database) -> None:
         CREATE INDEX slack_sweeps_due ON slack_sweeps (next_at);
         """
     )
+
+
+@migrations()
+def m009_trunk_chain(db: Database) -> None:
+    """Trunk order from the push chain: each commit's parent, and commits waiting to be placed.
+
+    A push names its parent (``before``); when that parent is not placed yet (GitHub
+    redelivers pushes in any order) its commits wait in ``waiting_commits`` until a
+    neighbour is placed, instead of being appended at the head by arrival.
+    """
+    db.executescript(
+        """
+        ALTER TABLE commits ADD COLUMN parent TEXT;
+        CREATE INDEX commits_parent ON commits (repo, branch, parent);
+
+        CREATE TABLE waiting_commits (
+            repo TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            parent TEXT,
+            title TEXT NOT NULL DEFAULT '',
+            author TEXT NOT NULL DEFAULT '',
+            pr_number INTEGER,
+            time TEXT,
+            url TEXT,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (repo, branch, sha)
+        );
+        """
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
@@ -25,6 +25,10 @@ from bot.store import triage as triage_store
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
+
+# A push whose parent has not arrived after this long is placed at the head anyway: its
+# parent's delivery was lost for good and no HUD page or commits listing filled the gap.
+PUSH_WAIT = timedelta(minutes=10)
 
 
 @dataclass
@@ -77,19 +81,23 @@ class Ingestor:
         ]
 
     def watches_result(self, result: JobResult) -> bool:
-        """A watched job that ran on a watched branch, or at a commit known to be on one.
+        """A watched job that ran on a watched branch, on a ref naming its own commit, or at
+        a commit known to be on a watched branch (placed, or waiting to be placed).
 
-        The second case covers reruns dispatched on other refs (``trunk/{sha}`` tags for
-        bisects); pull-request runs of the same workflows are not kept.
+        Restarts and bisect probes run on other refs (``trunk/{sha}`` tags); they are kept
+        even when they arrive before the push that places their commit, and counted once
+        it is placed. Pull-request runs of the same workflows are not kept.
         """
         routes = [r for r in self.routes
                   if r.repo == result.repo and r.watches_job(result.workflow, result.job_name)]
         if not routes:
             return False
-        if result.branch is None or any(r.branch == result.branch for r in routes):
+        ref = result.branch
+        if ref is None or any(r.branch == ref for r in routes) or result.sha in ref:
             return True
         db = self.store.db
         return any(history.get_commit(db, result.repo, r.branch, result.sha) is not None
+                   or history.is_waiting(db, result.repo, r.branch, result.sha)
                    for r in routes)
 
     # --- entry points ---------------------------------------------------------------------
@@ -101,14 +109,15 @@ class Ingestor:
         if not self.watches_commits(repo, branch):
             report.ignored += 1
             return report
+        if after is not None and not after.strip("0"):
+            after = None  # a push that created the branch has no parent
         with self.store.transaction() as db:
             now = self.now()
             placed = history.place_commits(db, repo, branch, commits, after=after, now=now)
+            placed += history.place_stale_waiting(db, repo, branch, now - PUSH_WAIT)
             report.commits_placed = len(placed)
             touched: set[tuple[str, str, str]] = set()
-            for sha in placed:
-                for key in history.job_keys_at(db, repo, sha):
-                    self._refresh(db, repo, branch, key, sha, touched)
+            self._settle(db, repo, branch, placed, touched)
             self._evaluate(db, touched, now, report)
         self._notify(report)
         return report
@@ -121,6 +130,10 @@ class Ingestor:
             touched: set[tuple[str, str, str]] = set()
             for result in results:
                 self._result(db, result, now, report, touched)
+            for repo, branch in sorted({(r.repo, r.branch) for r in self.routes}):
+                stale = history.place_stale_waiting(db, repo, branch, now - PUSH_WAIT)
+                report.commits_placed += len(stale)
+                self._settle(db, repo, branch, stale, touched)
             self._evaluate(db, touched, now, report)
         self._notify(report)
         return report
@@ -141,6 +154,13 @@ class Ingestor:
         report.results_stored += 1
         for branch in self.branches(result.repo):
             self._refresh(db, result.repo, branch, key, result.sha, touched)
+
+    def _settle(self, db: sqlite_utils.Database, repo: str, branch: str, placed: list[str],
+                touched: set[tuple[str, str, str]]) -> None:
+        """Newly placed commits: the results that waited for them now count."""
+        for sha in placed:
+            for key in history.job_keys_at(db, repo, sha):
+                self._refresh(db, repo, branch, key, sha, touched)
 
     def _refresh(self, db: sqlite_utils.Database, repo: str, branch: str, key: str, sha: str,
                  touched: set[tuple[str, str, str]]) -> None:

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from bot.domain.cells import FLAKY, cell_status, cell_time
 from bot.domain.model import CellStatus, Commit, JobResult, PlacedCell
+from bot.domain.trunk import chain_placements, chains
 from bot.store.codec import from_iso, from_json_list, to_iso, to_json_list
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,6 @@ def _bounds(db: sqlite_utils.Database, repo: str, branch: str) -> tuple[int | No
     return row[0], row[1]
 
 
-def _oldest_time(db: sqlite_utils.Database, repo: str, branch: str) -> datetime | None:
-    row = db.execute(
-        "SELECT time FROM commits WHERE repo = ? AND branch = ? ORDER BY position ASC LIMIT 1",
-        [repo, branch],
-    ).fetchone()
-    return None if row is None else from_iso(row[0])
-
-
 def _shift(db: sqlite_utils.Database, repo: str, branch: str, above: int, by: int) -> None:
     """Move every position above ``above`` up by ``by`` (rare: only when a gap is full)."""
     log.info("renumbering trunk order of %s@%s above %d by %d", repo, branch, above, by)
@@ -141,20 +134,32 @@ def place_commits(
 ) -> list[str]:
     """Record commits, given oldest first, in trunk order; returns the newly placed shas.
 
-    Known commits in the batch anchor the unknown ones next to them. ``after`` (a push's
-    ``before`` sha) anchors a batch that shares no commit with history. A batch with no
-    anchor at all goes after the newest known commit, unless its commits are all older
-    than the oldest known one (an older HUD page), in which case it goes before it.
+    With ``after`` the commits are a push (``after`` is its ``before``): see
+    ``_place_push``. Without it they are a listing of consecutive commits (a HUD page,
+    the commits API): known commits in it anchor the unknown ones next to them; a
+    listing with no anchor at all goes after the newest known commit, unless its commits
+    are all older than the oldest known one (an older HUD page), then before it.
+    Either way, commits waiting for a neighbour that is now placed are placed too.
     """
     if not commits:
         return []
+    if after is None:
+        placed = _place_listing(db, repo, branch, commits, now)
+    else:
+        placed = _place_push(db, repo, branch, commits, after, now)
+    return placed + place_waiting(db, repo, branch)
+
+
+def _place_listing(db: sqlite_utils.Database, repo: str, branch: str,
+                   commits: Sequence[Commit], now: datetime) -> list[str]:
     known = commit_positions(db, repo, branch, [c.sha for c in commits])
+    parents: list[str | None] = [None, *(c.sha for c in commits[:-1])]
     # metadata may improve (a push knows less than HUD): refresh known rows
-    for commit in commits:
+    for commit, parent in zip(commits, parents, strict=True):
         if commit.sha in known:
-            _refresh_commit(db, repo, branch, commit)
-    unknown_runs: list[tuple[int | None, list[Commit]]] = []  # (anchor index, run)
-    run: list[Commit] = []
+            _refresh_commit(db, repo, branch, commit, parent)
+    unknown_runs: list[tuple[int | None, list[int]]] = []  # (anchor index, run of indexes)
+    run: list[int] = []
     last_known_index: int | None = None
     for index, commit in enumerate(commits):
         if commit.sha in known:
@@ -163,7 +168,7 @@ def place_commits(
                 run = []
             last_known_index = index
         else:
-            run.append(commit)
+            run.append(index)
     if run:
         unknown_runs.append((last_known_index, run))
 
@@ -171,57 +176,210 @@ def place_commits(
     for anchor_index, batch in unknown_runs:
         if anchor_index is not None:
             slots = _slots_after(db, repo, branch, known[commits[anchor_index].sha], len(batch))
+        elif batch[-1] + 1 < len(commits):  # a known commit right after this run
+            slots = _slots_before(db, repo, branch, known[commits[batch[-1] + 1].sha],
+                                  len(batch))
         else:
-            next_index = commits.index(batch[-1]) + 1
-            if next_index < len(commits):  # a known commit right after this run
-                slots = _slots_before(db, repo, branch, known[commits[next_index].sha], len(batch))
-            else:
-                slots = _slots_unanchored(db, repo, branch, batch, after)
-        for commit, position in zip(batch, slots, strict=True):
-            _insert_commit(db, repo, branch, commit, position, now)
+            run_commits = [commits[i] for i in batch]
+            slots = _slots_unanchored(db, repo, branch, run_commits)
+            if slots is None:  # somewhere in the middle, no neighbour known: wait for one
+                _wait(db, repo, branch, run_commits, [parents[i] for i in batch], now)
+                continue
+        for index, position in zip(batch, slots, strict=True):
+            commit = commits[index]
+            _insert_commit(db, repo, branch, commit, position, now, parents[index])
+            _forget_waiting(db, repo, branch, commit.sha)  # the listing is authoritative
             known[commit.sha] = position
             placed.append(commit.sha)
     return placed
 
 
+def _place_push(db: sqlite_utils.Database, repo: str, branch: str, commits: Sequence[Commit],
+                before: str, now: datetime) -> list[str]:
+    """A push: each commit's parent is the one before it, the first's is ``before``.
+
+    New commits wait in ``waiting_commits`` and are placed by ``place_waiting`` as soon
+    as a neighbour in the chain is placed; only the very first push of a branch (no
+    history at all) is placed as it is, since it has nothing to wait for.
+    """
+    known = commit_positions(db, repo, branch, [c.sha for c in commits])
+    parents = [before, *(c.sha for c in commits[:-1])]
+    fresh: list[tuple[Commit, str]] = []
+    for commit, parent in zip(commits, parents, strict=True):
+        if commit.sha in known:
+            _refresh_commit(db, repo, branch, commit, parent)
+        else:
+            fresh.append((commit, parent))
+    if not fresh:
+        return []
+    if not known and not has_commits(db, repo, branch):
+        for i, (commit, parent) in enumerate(fresh):
+            _insert_commit(db, repo, branch, commit, GAP * (i + 1), now, parent)
+            _forget_waiting(db, repo, branch, commit.sha)
+        return [commit.sha for commit, _ in fresh]
+    _wait(db, repo, branch, [c for c, _ in fresh], [p for _, p in fresh], now)
+    return []
+
+
+def place_waiting(db: sqlite_utils.Database, repo: str, branch: str) -> list[str]:
+    """Place every waiting commit whose parent or child in the chain is placed now."""
+    waiting = dict(db.execute(
+        "SELECT sha, parent FROM waiting_commits WHERE repo = ? AND branch = ?",
+        [repo, branch]).fetchall())
+    if not waiting:
+        return []
+    parents = [p for p in waiting.values() if p is not None]
+    placed_parents = set(commit_positions(db, repo, branch, parents))
+    placed_children: dict[str, str] = {}
+    shas = sorted(waiting)
+    for start in range(0, len(shas), 500):
+        chunk = shas[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for parent, child in db.execute(
+                f"SELECT parent, sha FROM commits INDEXED BY commits_parent WHERE repo = ? "
+                f"AND branch = ? "
+                f"AND parent IN ({marks}) ORDER BY sha", [repo, branch, *chunk]):
+            placed_children.setdefault(parent, child)
+    plan = chain_placements(waiting, placed_parents, placed_children)
+    for placement in plan:
+        anchor = placement.after or placement.before
+        assert anchor is not None
+        position = commit_positions(db, repo, branch, [anchor])[anchor]
+        if placement.after is not None:
+            (slot,) = _slots_after(db, repo, branch, position, 1)
+        else:
+            (slot,) = _slots_before(db, repo, branch, position, 1)
+        _move_waiting(db, repo, branch, placement.sha, slot)
+    return [p.sha for p in plan]
+
+
+def place_stale_waiting(db: sqlite_utils.Database, repo: str, branch: str,
+                        recorded_before: datetime) -> list[str]:
+    """Place waiting chains at the head once one of them waited since ``recorded_before``.
+
+    The last resort when a push never arrives (a delivery lost for good) and no listing
+    fills the gap: the chains keep their own order, oldest chain first, after the
+    newest placed commit. A missing parent arriving later still goes before its child.
+    """
+    stale = db.execute(
+        "SELECT 1 FROM waiting_commits WHERE repo = ? AND branch = ? AND recorded_at < ? "
+        "LIMIT 1", [repo, branch, to_iso(recorded_before)]).fetchone()
+    if stale is None:
+        return []
+    rows = db.execute("SELECT sha, parent, time, recorded_at FROM waiting_commits "
+                      "WHERE repo = ? AND branch = ?", [repo, branch]).fetchall()
+    waiting = {sha: parent for sha, parent, _, _ in rows}
+    when = {sha: (recorded or "", time or "") for sha, _, time, recorded in rows}
+    ordered = sorted(chains(waiting), key=lambda chain: (when[chain[0]], chain[0]))
+    placed: list[str] = []
+    for chain in ordered:
+        log.warning("%s@%s: %d commit(s) from %s waited too long for their parent %s; "
+                    "placed at the head", repo, branch, len(chain), chain[0][:12],
+                    (waiting[chain[0]] or "?")[:12])
+        for sha in chain:
+            _, high = _bounds(db, repo, branch)
+            _move_waiting(db, repo, branch, sha, (high or 0) + GAP)
+            placed.append(sha)
+    return placed + place_waiting(db, repo, branch)
+
+
+def _move_waiting(db: sqlite_utils.Database, repo: str, branch: str, sha: str,
+                  position: int) -> None:
+    db.execute(
+        "INSERT INTO commits (repo, branch, sha, position, title, author, pr_number, time, url, "
+        "recorded_at, parent) SELECT repo, branch, sha, ?, title, author, pr_number, time, url, "
+        "recorded_at, parent FROM waiting_commits WHERE repo = ? AND branch = ? AND sha = ?",
+        [position, repo, branch, sha])
+    _forget_waiting(db, repo, branch, sha)
+
+
+def _forget_waiting(db: sqlite_utils.Database, repo: str, branch: str, sha: str) -> None:
+    db.execute("DELETE FROM waiting_commits WHERE repo = ? AND branch = ? AND sha = ?",
+               [repo, branch, sha])
+
+
+def is_waiting(db: sqlite_utils.Database, repo: str, branch: str, sha: str) -> bool:
+    """Whether ``sha`` came in a push that waits for its parent (known, not placed yet)."""
+    return db.execute("SELECT 1 FROM waiting_commits WHERE repo = ? AND branch = ? AND sha = ?",
+                      [repo, branch, sha]).fetchone() is not None
+
+
 def _slots_unanchored(db: sqlite_utils.Database, repo: str, branch: str,
-                      batch: Sequence[Commit], after: str | None) -> list[int]:
-    if after is not None:
-        anchor = commit_positions(db, repo, branch, [after]).get(after)
+                      run: Sequence[Commit]) -> list[int] | None:
+    """Slots for a run of a listing that shares no commit with history, or None to wait.
+
+    The push chain places it when it knows a neighbour (a placed commit naming the run's
+    newest as parent, or a known parent of its oldest); else an empty history starts with
+    it, a run older than all history goes before it (an older HUD page), a run newer
+    than all of it goes to the head (HUD's newest page after an outage). A run in
+    between, with no neighbour known, waits like a push does.
+    """
+    child = db.execute(
+        "SELECT position FROM commits INDEXED BY commits_parent WHERE repo = ? AND branch = ? "
+        "AND parent = ? ORDER BY position LIMIT 1", [repo, branch, run[-1].sha]).fetchone()
+    if child is not None:
+        return _slots_before(db, repo, branch, child[0], len(run))
+    parent = db.execute("SELECT parent FROM waiting_commits WHERE repo = ? AND branch = ? "
+                        "AND sha = ?", [repo, branch, run[0].sha]).fetchone()
+    if parent is not None and parent[0] is not None:
+        anchor = commit_positions(db, repo, branch, [parent[0]]).get(parent[0])
         if anchor is not None:
-            return _slots_after(db, repo, branch, anchor, len(batch))
+            return _slots_after(db, repo, branch, anchor, len(run))
     low, high = _bounds(db, repo, branch)
     if high is None:
-        return [GAP * (i + 1) for i in range(len(batch))]
-    oldest = _oldest_time(db, repo, branch)
-    newest_in_batch = max((c.time for c in batch if c.time), default=None)
-    if after is None and oldest and newest_in_batch and newest_in_batch < oldest:
-        assert low is not None
-        return _slots_before(db, repo, branch, low, len(batch))
-    if after is not None:
-        log.warning("push to %s@%s after unknown commit %s: appended at the head",
-                    repo, branch, after[:12])
-    return [high + GAP * (i + 1) for i in range(len(batch))]
+        return [GAP * (i + 1) for i in range(len(run))]
+    assert low is not None
+    times = [c.time for c in run if c.time is not None]
+    oldest, newest = _time_at(db, repo, branch, low), _time_at(db, repo, branch, high)
+    if times and oldest and max(times) < oldest:
+        return _slots_before(db, repo, branch, low, len(run))
+    if times and newest and min(times) < newest:
+        return None
+    return [high + GAP * (i + 1) for i in range(len(run))]
+
+
+def _time_at(db: sqlite_utils.Database, repo: str, branch: str, position: int) -> datetime | None:
+    row = db.execute("SELECT time FROM commits WHERE repo = ? AND branch = ? AND position = ?",
+                     [repo, branch, position]).fetchone()
+    return None if row is None else from_iso(row[0])
+
+
+def _wait(db: sqlite_utils.Database, repo: str, branch: str, commits: Sequence[Commit],
+          parents: Sequence[str | None], now: datetime) -> None:
+    """Keep commits (with what is known of their parents) until a neighbour is placed."""
+    for commit, parent in zip(commits, parents, strict=True):
+        db.execute(
+            "INSERT INTO waiting_commits (repo, branch, sha, parent, title, author, pr_number, "
+            "time, url, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (repo, branch, sha) DO UPDATE SET "
+            "parent = coalesce(excluded.parent, parent), "
+            "title = coalesce(nullif(excluded.title, ''), title), "
+            "author = coalesce(nullif(excluded.author, ''), author), "
+            "pr_number = coalesce(excluded.pr_number, pr_number), "
+            "time = coalesce(time, excluded.time), url = coalesce(url, excluded.url)",
+            [repo, branch, commit.sha, parent, commit.title, commit.author, commit.pr_number,
+             to_iso(commit.time), commit.url, to_iso(now)])
 
 
 def _insert_commit(db: sqlite_utils.Database, repo: str, branch: str, commit: Commit,
-                   position: int, now: datetime) -> None:
+                   position: int, now: datetime, parent: str | None) -> None:
     db.execute(
         "INSERT INTO commits (repo, branch, sha, position, title, author, pr_number, time, url, "
-        "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "recorded_at, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [repo, branch, commit.sha, position, commit.title, commit.author, commit.pr_number,
-         to_iso(commit.time), commit.url, to_iso(now)],
+         to_iso(commit.time), commit.url, to_iso(now), parent],
     )
 
 
-def _refresh_commit(db: sqlite_utils.Database, repo: str, branch: str, commit: Commit) -> None:
+def _refresh_commit(db: sqlite_utils.Database, repo: str, branch: str, commit: Commit,
+                    parent: str | None) -> None:
     db.execute(
         "UPDATE commits SET title = coalesce(nullif(?, ''), title), "
         "author = coalesce(nullif(?, ''), author), pr_number = coalesce(?, pr_number), "
-        "time = coalesce(time, ?), url = coalesce(url, ?) "
+        "time = coalesce(time, ?), url = coalesce(url, ?), parent = coalesce(parent, ?) "
         "WHERE repo = ? AND branch = ? AND sha = ?",
         [commit.title, commit.author, commit.pr_number, to_iso(commit.time), commit.url,
-         repo, branch, commit.sha],
+         parent, repo, branch, commit.sha],
     )
 
 

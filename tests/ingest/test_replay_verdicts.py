@@ -54,9 +54,17 @@ def test_a_restart_that_fails_after_the_push_run_passed_is_a_flaky_pass(tmp_path
     assert (job["streak"], job["first_failing_sha"], job["newest_failing_sha"]) == (
         3, trunk.shas[1], trunk.shas[3])
     assert job["flaky"] is True  # the failed restart is evidence of flakiness
-    # the restart first, or everything in another order: the same story
+
+
+@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
+def test_a_restart_that_arrives_before_its_commit_is_placed_tells_the_same_story(
+        tmp_path: Path) -> None:
+    """The restart ran on trunk/{sha}: it is kept until its commit is placed, then counted."""
+    trunk = incident(6, range(1, 4), "restart")
+    restart = trunk.run_delivery(4, JOB, "failure")
+    in_order = replayed(tmp_path, "in-order", in_trunk_order(trunk, restart))
     early = replayed(tmp_path, "early", [restart, *trunk.deliveries()])
-    assert essence(early) == essence([alert])
+    assert essence(early) == essence(in_order)
 
 
 @pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
@@ -134,3 +142,39 @@ def test_hud_cell_runs_count_like_webhook_runs(tmp_path: Path) -> None:
     from_hud = alerts_of(replay(write(tmp_path / "page.json", page)))
     from_webhooks = replayed(tmp_path, "hooks", in_trunk_order(trunk, restart))
     assert essence(from_hud) == essence(from_webhooks)
+
+
+# --- trunk order from the push chain -----------------------------------------------------
+
+
+def test_pushes_redelivered_newest_first_give_the_true_trunk_order(tmp_path: Path) -> None:
+    """Pushes of 10, 11 and 12 arrive newest first: 11 used to stay at the head for good,
+    so the pass at 12 never resolved the alert."""
+    trunk = incident(13, range(6, 12), "pushes")
+    pushes = {i: trunk.push_delivery(i, i) for i in range(13)}
+    results = {i: trunk.job_deliveries(i, JOB) for i in range(13)}
+    deliveries = [d for i in range(10) for d in (pushes[i], *results[i])]
+    deliveries += [pushes[12], pushes[11], pushes[10], *results[10], *results[11], *results[12]]
+    (alert,) = replayed(tmp_path, "newest-first", deliveries)
+    assert alert["state"] == "resolved" and alert["resolved_sha"] == trunk.shas[12]
+    assert alert["suspects"] == [trunk.shas[6]]
+    assert alert["jobs"][0]["newest_failing_sha"] == trunk.shas[11]
+    assert essence([alert]) == essence(replayed(tmp_path, "in-order", trunk.deliveries()))
+
+
+def test_a_result_from_another_ref_before_its_commit_is_placed_counts(tmp_path: Path) -> None:
+    """Commit 4 has only a restart on trunk/{sha} (it passed), delivered before 4's push."""
+    trunk = incident(6, range(1, 4), "ref")
+    del trunk.runs[(4, JOB)]
+    restart = trunk.run_delivery(4, JOB, "success")
+    (alert,) = replayed(tmp_path, "ref", [restart, *trunk.deliveries()])
+    assert alert["state"] == "resolved" and alert["resolved_sha"] == trunk.shas[4]
+
+
+def test_a_pull_request_run_is_not_kept(tmp_path: Path) -> None:
+    """A run on a PR branch at a sha that never lands on trunk is ignored, not kept."""
+    trunk = incident(6, range(1, 4), "pr")
+    pr_run = trunk.run_delivery(4, JOB, "failure", ref="gh/dev/123/head")
+    pr_run["payload"]["workflow_job"]["head_sha"] = "f" * 40
+    assert essence(replayed(tmp_path, "pr", [pr_run, *trunk.deliveries()])) == essence(
+        replayed(tmp_path, "plain", trunk.deliveries()))

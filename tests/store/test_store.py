@@ -97,10 +97,16 @@ def test_upgrade_from_each_earlier_migration(tmp_path: Path, stop_before: str) -
         names = all_migration_names()
         expected_applied = names[:names.index(stop_before)]
         assert [m.name for m in migrations.applied(old.db)] == expected_applied
-        # m001 holds the raw facts: they must survive every later migration
+        # m001 holds the raw facts: they must survive every later migration. They are
+        # written as m001's code wrote them: today's code expects today's columns
         with old.transaction() as db:
-            history.place_commits(db, REPO, BRANCH, [Commit("a" * 40)], now=NOW)
-            history.record_result(db, result(1, "a" * 40), KEY, NOW)
+            db.execute("INSERT INTO commits (repo, branch, sha, position, recorded_at) "
+                       "VALUES (?, ?, ?, ?, ?)", [REPO, BRANCH, "a" * 40, 65536, NOW.isoformat()])
+            db.execute("INSERT INTO job_results (repo, job_id, sha, branch, workflow, job_name, "
+                       "job_key, attempt, status, conclusion, source, received_at) "
+                       "VALUES (?, 1, ?, ?, 'inductor', ?, ?, 1, 'completed', 'failure', "
+                       "'github', ?)", [REPO, "a" * 40, BRANCH, KEY.partition(" / ")[2], KEY,
+                                        NOW.isoformat()])
 
         assert old.migrate() == names[names.index(stop_before):]
         assert schema(old.db) == schema(reference.db)
