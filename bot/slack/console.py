@@ -25,6 +25,7 @@ from bot.slack.block_text import Footnotes, message_text, view_text
 log = logging.getLogger(__name__)
 
 Write = Callable[[str], None]
+REMEMBERED_MESSAGES = 500  # messages whose last text is kept to show their edits as changes
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)\|([^<>|]+)>")
 
 
@@ -57,8 +58,8 @@ class ConsoleApi:
             what = f"reply in the thread of {thread}" if thread else f"new message {ts}"
             notes = Footnotes()
             shown = message_text(params.get("text"), params.get("blocks"), notes)
-            with self._lock:
-                self._shown[(channel, ts)] = (shown, notes)
+            if not thread:  # the bot edits only top-level messages (alert parents)
+                self._remember(channel, ts, shown, notes)
             self.show(f"#{channel} · {what}", shown, reply=bool(thread))
             return {"ok": True, "channel": channel, "ts": ts,
                     "message": {"ts": ts, "text": params.get("text", "")}}
@@ -67,8 +68,7 @@ class ConsoleApi:
             with self._lock:
                 before, notes = self._shown.get((channel, edited), (None, Footnotes()))
             shown = message_text(params.get("text"), params.get("blocks"), notes)
-            with self._lock:
-                self._shown[(channel, edited)] = (shown, notes)
+            self._remember(channel, edited, shown, notes)
             self.show(*_edit(f"#{channel} · message {edited} edited", before, shown))
             return {"ok": True, "channel": channel, "ts": params.get("ts")}
         if method == "chat.postEphemeral":
@@ -94,6 +94,14 @@ class ConsoleApi:
                                              "profile": {"display_name": name}}}
         # users.info, users.lookupByEmail and the rest: Slack knows nobody here
         return {"ok": True}
+
+    def _remember(self, channel: str, ts: str, shown: str, notes: Footnotes) -> None:
+        """Keep how a message was last shown, for its next edit; the oldest go first."""
+        with self._lock:
+            self._shown.pop((channel, ts), None)
+            self._shown[(channel, ts)] = (shown, notes)
+            while len(self._shown) > REMEMBERED_MESSAGES:
+                del self._shown[next(iter(self._shown))]
 
     def learn_name(self, user_id: str, name: str) -> None:
         """Remember a person's name from a request (Slack would answer users.info with it)."""

@@ -40,7 +40,9 @@ def configuration(bot: Bot) -> dict[str, str]:
         "disabled: GITHUB_TOKEN is not set",
         "hud_poller": f"every {s.hud_poll_interval}s" if s.hud_url else
         "disabled: HUD_URL is not set",
-        "slack_events": "enabled" if bot.bolt is not None else "disabled: " + slack.NOT_CONFIGURED,
+        "slack_events": ("disabled: " + slack.NOT_CONFIGURED if bot.bolt is None
+                         else "enabled (console mode: answers are printed)" if bot.console
+                         else "enabled"),
     }
 
 
