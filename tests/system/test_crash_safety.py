@@ -386,6 +386,17 @@ def bisect_state(run: Run) -> tuple[str, str | None, int, int, int]:
     return row[0], row[1], row[2], pending or 0, done or 0
 
 
+def bisect_story(run: Run) -> str:
+    """The bisect's outcome and every probe, for a failure message."""
+    with closing(run.db()) as con:
+        lines = [repr(row) for row in con.execute(
+            "SELECT state, round, reason, culprit FROM bisects")]
+        lines += [repr(row) for row in con.execute(
+            "SELECT round, substr(sha, 1, 10), source, attempt, state, outcome, detail "
+            "FROM bisect_probes ORDER BY id")]
+    return "\n".join(lines)
+
+
 def bisect_through_kills(run: Run, trunk: Trunk, rng: random.Random) -> None:
     """Start a bisect from Slack and kill the bot at each of its phases until it ends.
 
@@ -415,7 +426,8 @@ def bisect_through_kills(run: Run, trunk: Trunk, rng: random.Random) -> None:
                    or (s[3] == 0 and (s[4] > b[4] or s[2] > b[2])),
                    timeout=20, message=f"the bisect to move on from {before}")
     state, culprit, *_ = bisect_state(run)
-    assert (state, culprit) == ("found", trunk.shas[CULPRIT]), run.process.log_tail()
+    assert (state, culprit) == ("found", trunk.shas[CULPRIT]), (
+        f"{bisect_story(run)}\n{run.process.log_tail()}")
     run.drain()
     with closing(run.db()) as con:
         repeats = con.execute(
