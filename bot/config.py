@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.durations import parse_duration
+from bot.domain.failure_classes import RULE_KINDS, FailureClass, FailureRule
 from bot.domain.paging import POLICIES
 from bot.domain.route import Route
 
@@ -42,6 +43,8 @@ class Settings:
     github_api_url: str = "https://api.github.com"
     github_poll_interval: int = 120
     github_backfill_commits: int = 50
+    github_log_interval: int = 15  # seconds between evidence reader ticks (logs, files)
+    github_log_tail_bytes: int = 1 << 20  # the end of each failed job's log that is read
     hud_url: str | None = None
     hud_token: str | None = None
     hud_poll_interval: int = 120
@@ -74,7 +77,8 @@ def secret_values(settings: Settings) -> tuple[str, ...]:
     return tuple(v for v in (getattr(settings, name) for name in SECRET_SETTINGS) if v)
 
 
-_INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "hud_poll_interval",
+_INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "github_log_interval",
+                 "github_log_tail_bytes", "hud_poll_interval",
                  "hud_per_page", "hud_backfill_commits", "max_body_bytes", "digest_hour_utc",
                  "max_pending_body_bytes", "max_connections", "disk_free_min_bytes"}
 _BOOL_SETTINGS = {"scheduler_enabled"}
@@ -166,6 +170,8 @@ _DURATION_KEYS = {"max_age", "remind_after", "remind_every", "escalate_after", "
 _LIST_KEYS = {"oncall", "owners", "escalate_to", "resolvers"}
 _INT_KEYS = {"threshold", "remind_limit"}
 _REGEX_KEYS = {"workflows", "exclude"}
+_STRING_LIST_KEYS = {"code_area", "flaky_tests"}
+_BOOL_KEYS = {"infra_failures_alert"}
 _PRIORITY = re.compile(r"^P[0-3]$")
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 
@@ -228,6 +234,19 @@ def _route(raw: Mapping[str, Any], where: str, default_channel: str | None) -> R
             if not isinstance(value, dict):
                 raise ConfigError(f"{at}: expected a table")
             values[key] = dict(value)
+        elif key in _STRING_LIST_KEYS:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{at}: expected a list of strings, got {value!r}")
+            if key == "flaky_tests":
+                for pattern in value:
+                    _regex(pattern, at)
+            values[key] = tuple(value)
+        elif key in _BOOL_KEYS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{at}: expected true or false, got {value!r}")
+            values[key] = value
+        elif key == "failure_rules":
+            values[key] = _failure_rules(value, at)
         else:
             if not isinstance(value, str):
                 raise ConfigError(f"{at}: expected a string, got {value!r}")
@@ -261,6 +280,41 @@ def _notify(value: Any, at: str) -> dict[str, str]:
             raise ConfigError(f"{at}.{key}: expected one of {', '.join(POLICIES)}, "
                               f"got {policy!r}")
     return dict(table)
+
+
+def _regex(pattern: str, at: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{at}: invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _failure_rules(value: Any, at: str) -> tuple[FailureRule, ...]:
+    """``[{name = "...", pattern = "...", class = "infra"}, ...]``: rules in front of the
+    shipped ones (``bot/domain/EVIDENCE.md``); ``class`` defaults to infra."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{at}: expected a list of tables "
+                          "({name = \"...\", pattern = \"...\", class = \"infra\"})")
+    kinds = ", ".join(k.value for k in RULE_KINDS)
+    rules: list[FailureRule] = []
+    for index, raw in enumerate(value):
+        where = f"{at}[{index}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a table with name, pattern and class")
+        unknown = sorted(set(raw) - {"name", "pattern", "class"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: name, pattern, class")
+        name, pattern = raw.get("name"), raw.get("pattern")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}.name: expected a non-empty string")
+        if not isinstance(pattern, str) or not pattern:
+            raise ConfigError(f"{where}.pattern: expected a regular expression")
+        _regex(pattern, f"{where}.pattern")
+        kind = raw.get("class", "infra")
+        if kind not in {k.value for k in RULE_KINDS}:
+            raise ConfigError(f"{where}.class: expected one of {kinds}, got {kind!r}")
+        rules.append(FailureRule(name.strip(), pattern, FailureClass(kind)))
+    return tuple(rules)
 
 
 def _duration(value: Any, at: str) -> timedelta:

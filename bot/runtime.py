@@ -17,6 +17,7 @@ from bot.config import Settings, check_slack, secret_values
 from bot.health import Health, TooOldNotices
 from bot.health_checks import HealthChecks
 from bot.ingest import pollers
+from bot.ingest.evidence import EvidenceReader
 from bot.ingest.pipeline import Ingestor
 from bot.lanes import Lanes
 from bot.schedule import Scheduler
@@ -69,7 +70,10 @@ class Bot:
             default_channel=self.default_channel, console=self.console,
             **{"in_doubt_s": settings.slack_timeout, **pacing, **(sender_options or {})})
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed,
-                                 on_too_old=TooOldNotices(self.health, clock))
+                                 on_too_old=TooOldNotices(self.health, clock),
+                                 read_logs=bool(settings.github_token))
+        # failed jobs' logs and suspects' files, read in the background (GITHUB_TOKEN)
+        self.evidence = EvidenceReader(self)
         self.scheduler = Scheduler(self.store, self.health, clock)
         self.bisects = Bisects(
             self.store, self.routes, clock, self.health,
@@ -121,6 +125,9 @@ class Bot:
     def _register_jobs(self) -> None:
         """Each part of the bot that needs periodic work adds its jobs here."""
         pollers.register_jobs(self)
+        if self.settings.github_token:
+            self.scheduler.every("evidence", self.settings.github_log_interval,
+                                 self.evidence.run_once)
         self.scheduler.every("nudges", NUDGE_INTERVAL_S, self.run_nudges)
         if self.settings.digest_hour_utc is not None:
             self.scheduler.every("digest", DIGEST_INTERVAL_S, self.post_digest)

@@ -411,3 +411,92 @@ def m009_trunk_chain(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m010_failure_evidence(db: Database) -> None:
+    """Evidence at alert time, kept apart from ``job_results``: what each failed job's log
+    said, the files each commit touched, and the reruns people (or the bot) asked for.
+
+    ``job_evidence``: one row per failed job attempt; ``state`` ``wanted`` queues its log
+    for the background reader (``next_try_at`` spaces retries), ``done`` holds the key
+    lines, class and signature, ``gone`` says the log expired. ``commit_files``: the
+    paths a commit touched, from its push or the commits API (``wanted`` queues a look-up
+    for a suspect that has none). ``job_retries``: one row per job of a commit that was
+    rerun, so each is rerun at most once, with who asked; the unique key arbitrates two
+    clicks that race.
+    """
+    db.executescript(
+        """
+        CREATE TABLE job_evidence (
+            repo TEXT NOT NULL,
+            job_id INTEGER NOT NULL,
+            sha TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            job_name TEXT NOT NULL,
+            conclusion TEXT,
+            state TEXT NOT NULL,
+            source TEXT,
+            class TEXT,
+            class_rule TEXT,
+            class_line TEXT,
+            class_hints TEXT NOT NULL DEFAULT '[]',
+            signature TEXT,
+            lines_json TEXT NOT NULL DEFAULT '[]',
+            tests_json TEXT NOT NULL DEFAULT '[]',
+            test_count INTEGER NOT NULL DEFAULT 0,
+            modules_json TEXT NOT NULL DEFAULT '[]',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT,
+            last_error TEXT,
+            bytes_read INTEGER,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (repo, job_id)
+        );
+        CREATE INDEX job_evidence_queue ON job_evidence (state, next_try_at);
+        CREATE INDEX job_evidence_cell ON job_evidence (repo, job_key, sha);
+
+        CREATE TABLE commit_files (
+            repo TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            state TEXT NOT NULL,
+            files_json TEXT NOT NULL DEFAULT '[]',
+            truncated INTEGER NOT NULL DEFAULT 0,
+            message TEXT,
+            source TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT,
+            last_error TEXT,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (repo, sha)
+        );
+        CREATE INDEX commit_files_queue ON commit_files (state, next_try_at);
+
+        CREATE TABLE job_retries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            repo TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            job_name TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            job_id INTEGER NOT NULL,
+            run_id INTEGER,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'planned',
+            outcome TEXT,
+            result_job_id INTEGER,
+            detail TEXT,
+            tries INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT,
+            started_at TEXT,
+            finished_at TEXT,
+            UNIQUE (repo, sha, workflow, job_name)
+        );
+        CREATE INDEX job_retries_state ON job_retries (state, next_try_at);
+        CREATE INDEX job_retries_alert ON job_retries (alert_id);
+        """
+    )

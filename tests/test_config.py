@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_routes, load_settings, log_level, parse_routes
+from bot.domain.failure_classes import FailureClass, FailureRule
 from bot.domain.route import Route
 
 
@@ -117,6 +118,20 @@ def test_file_with_only_defaults_yields_one_route(tmp_path: Path) -> None:
         ('[[routes]]\nname = "a"\n[[routes]]\nname = "a"\n', "routes", "unique"),
         ('[defaults]\npriority = "P9"\n[[routes]]\nname = "a"\n', "routes[0].priority",
          "P0, P1, P2 or P3"),
+        ('[[routes]]\ncode_area = "torch/**"\n', "routes[0].code_area", "list of strings"),
+        ('[[routes]]\nflaky_tests = ["("]\n', "routes[0].flaky_tests",
+         "invalid regular expression"),
+        ('[[routes]]\ninfra_failures_alert = "yes"\n', "routes[0].infra_failures_alert",
+         "true or false"),
+        ('[[routes]]\nfailure_rules = "disk"\n', "routes[0].failure_rules", "list of tables"),
+        ('[[routes]]\nfailure_rules = [{pattern = "x"}]\n', "routes[0].failure_rules[0].name",
+         "non-empty"),
+        ('[[routes]]\nfailure_rules = [{name = "a", pattern = "("}]\n',
+         "routes[0].failure_rules[0].pattern", "invalid regular expression"),
+        ('[[routes]]\nfailure_rules = [{name = "a", pattern = "x", class = "flaky"}]\n',
+         "routes[0].failure_rules[0].class", "infra, build, test"),
+        ('[[routes]]\nfailure_rules = [{name = "a", pattern = "x", why = "?"}]\n',
+         "routes[0].failure_rules[0]", "unknown key"),
     ],
 )
 def test_invalid_file_names_key_and_problem(tmp_path: Path, toml: str, key: str,
@@ -146,6 +161,27 @@ def test_invalid_routes_fail_settings_at_start(tmp_path: Path) -> None:
     path = write(tmp_path, "[[routes]]\nthreshold = -1\n")
     with pytest.raises(ConfigError, match=r"routes\[0\]\.threshold"):
         load_settings({"BOT_CONFIG": path})
+
+
+def test_evidence_settings_of_a_route(tmp_path: Path) -> None:
+    (route,) = load_routes(write(tmp_path, """
+[[routes]]
+code_area = ["torch/_inductor/**", "test/inductor/**"]
+flaky_tests = ["test_cudagraph_.*"]
+infra_failures_alert = true
+failure_rules = [
+  { name = "GPU out of memory", pattern = "CUDA out of memory" },
+  { name = "our accuracy", pattern = "accuracy regressed", class = "test" },
+]
+"""))
+    assert route.code_area == ("torch/_inductor/**", "test/inductor/**")
+    assert route.flaky_tests == ("test_cudagraph_.*",)
+    assert route.infra_failures_alert is True
+    assert route.failure_rules == (FailureRule("GPU out of memory", "CUDA out of memory"),
+                                   FailureRule("our accuracy", "accuracy regressed",
+                                               FailureClass.TEST))
+    default = Route()
+    assert default.code_area == ("torch/_inductor/**",) and not default.infra_failures_alert
 
 
 def test_parse_routes_accepts_plain_mappings() -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 
 from bot.domain.failure_lines import FailureLines, LineKind, clean
+from bot.domain.model import JobResult
 
 
 class FailureClass(StrEnum):
@@ -191,3 +192,12 @@ def classify(log_lines: Iterable[str], found: FailureLines, conclusion: str | No
 def _short(line: str, limit: int = 300) -> str:
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def without_infra(results: Iterable[JobResult], infra: frozenset[int]) -> list[JobResult]:
+    """The runs of a cell with each infra-classified failure counted like a cancelled run.
+
+    An infrastructure failure says nothing about the code: a shard whose only failure is
+    infra gives no signal, and one that passed on a rerun is a plain pass, not flaky.
+    """
+    return [replace(r, conclusion="cancelled") if r.job_id in infra else r for r in results]

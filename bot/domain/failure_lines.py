@@ -280,12 +280,12 @@ def _summarise(scan: _Scan) -> FailureLines:
         lines=tuple(kept[:MAX_LINES]),
         tests=tuple(scan.tests),
         test_count=scan.test_count,
-        files=_files(kept),
+        files=files_named(kept),
         modules=_modules(kept),
     )
 
 
-def _files(lines: Sequence[KeyLine]) -> tuple[str, ...]:
+def files_named(lines: Sequence[KeyLine]) -> tuple[str, ...]:
     """Named files, most telling first: innermost frames and compiler errors, then test
     files, then the outer frames (innermost of those first)."""
     first = [line.file for line in lines

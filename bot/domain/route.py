@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.domain.failure_classes import FailureRule
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -42,6 +44,12 @@ class Route:
     # when the on-call is paged, per priority ("P0".."P3") or "default":
     # "open" | "escalation" | "never" (``bot.domain.paging``); empty: "open"
     notify: dict[str, str] = field(default_factory=dict)
+    # evidence (EVIDENCE.md): where the route's code lives, its own failure rules (in front
+    # of the shipped ones), tests known to be flaky, and whether infra failures alert
+    code_area: tuple[str, ...] = ("torch/_inductor/**",)
+    failure_rules: tuple[FailureRule, ...] = ()
+    flaky_tests: tuple[str, ...] = ()
+    infra_failures_alert: bool = False
 
     def watches_job(self, workflow: str, job_name: str) -> bool:
         """True when the workflow matches and the full job name is not excluded.

@@ -43,6 +43,17 @@ class PushEvent:
     created: bool = False
     deleted: bool = False
     commits: tuple[Commit, ...] = field(default_factory=tuple)  # oldest first
+    changes: tuple[CommitChange, ...] = field(default_factory=tuple)  # same order
+
+
+@dataclass(frozen=True, slots=True)
+class CommitChange:
+    """What one pushed commit touched (``added`` + ``removed`` + ``modified``) and its
+    whole message (a revert names the reverted commit in its body)."""
+
+    sha: str
+    files: tuple[str, ...]
+    message: str
 
 
 def _repo_name(payload: Mapping[str, Any]) -> str:
@@ -70,6 +81,15 @@ def _push_commit(raw: Any, path: str) -> Commit:
     )
 
 
+def _push_change(raw: dict[str, Any], path: str) -> CommitChange:
+    files: list[str] = []
+    for key in ("added", "removed", "modified"):
+        for i, name in enumerate(optional_field(raw, key, list, f"{path}.{key}") or []):
+            files.append(checked(name, str, f"{path}.{key}[{i}]"))
+    return CommitChange(sha=raw["id"], files=tuple(dict.fromkeys(files)),
+                        message=optional_field(raw, "message", str, f"{path}.message") or "")
+
+
 def parse_push(payload: Any) -> PushEvent:
     """A ``push`` webhook body (already JSON-decoded) as a ``PushEvent``."""
     payload = checked(payload, dict, "payload")
@@ -89,6 +109,7 @@ def parse_push(payload: Any) -> PushEvent:
         created=flag("created"),
         deleted=flag("deleted"),
         commits=tuple(_push_commit(raw, f"commits[{i}]") for i, raw in enumerate(commits)),
+        changes=tuple(_push_change(raw, f"commits[{i}]") for i, raw in enumerate(commits)),
     )
 
 

@@ -14,12 +14,17 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from bot.domain.alerts import Join, NoChange, Open, TooOld, evaluate, meets_condition, too_old
+from bot.domain.cells import is_failed_run
+from bot.domain.failure_classes import FailureRule, classify, rules_for
+from bot.domain.failure_lines import from_reported
 from bot.domain.jobkey import job_key as make_job_key
 from bot.domain.manual_resolve import Follow, Hold, Reopen, after_manual_resolve
 from bot.domain.model import Commit, JobResult
 from bot.domain.route import Route
+from bot.domain.signatures import signature
 from bot.domain.streak import compute_streak
 from bot.store import alerts as alert_store
+from bot.store import evidence as evidence_store
 from bot.store import history
 from bot.store import triage as triage_store
 from bot.store.db import Store
@@ -59,12 +64,16 @@ class Ingestor:
         now: Callable[[], datetime],
         on_change: Callable[[set[int]], None] | None = None,
         on_too_old: Callable[[list[TooOld]], None] | None = None,
+        read_logs: bool = False,
     ) -> None:
+        """``read_logs``: queue each failed job that came without lines for the log reader
+        (``bot.ingest.evidence``); set when a ``GITHUB_TOKEN`` can read the logs."""
         self.store = store
         self.routes = tuple(routes)
         self.now = now
         self.on_change = on_change
         self.on_too_old = on_too_old
+        self.read_logs = read_logs
 
     # --- what is watched ------------------------------------------------------------------
 
@@ -152,6 +161,8 @@ class Ingestor:
         if not history.record_result(db, result, key, now):
             return
         report.results_stored += 1
+        if is_failed_run(result):
+            self._failure(db, result, key, now)
         for branch in self.branches(result.repo):
             self._refresh(db, result.repo, branch, key, result.sha, touched)
 
@@ -162,10 +173,55 @@ class Ingestor:
             for key in history.job_keys_at(db, repo, sha):
                 self._refresh(db, repo, branch, key, sha, touched)
 
+    def failure_rules(self, repo: str, workflow: str, job_name: str) -> tuple[FailureRule, ...]:
+        """The failure-class table for a job: its routes' own rules, then the shipped ones."""
+        extra = [rule for route in self.routes if route.repo == repo
+                 and route.watches_job(workflow, job_name) for rule in route.failure_rules]
+        return rules_for(tuple(dict.fromkeys(extra)))
+
+    def _failure(self, db: sqlite_utils.Database, result: JobResult, key: str,
+                 now: datetime) -> None:
+        """A failed run's evidence: the lines its source reported, classified now, or its
+        log queued for the reader. ``startup_failure`` needs no log: nothing ran."""
+        lines = result.failure_lines
+        if lines or result.conclusion == "startup_failure":
+            found = from_reported(lines)
+            rules = self.failure_rules(result.repo, result.workflow, result.job_name)
+            classification = classify(lines, found, result.conclusion, rules)
+            evidence_store.record(db, result, key, found, classification,
+                                  signature(found, classification), evidence_store.REPORTED,
+                                  now)
+        elif self.read_logs:
+            evidence_store.want_log(db, result, key, now)
+
     def _refresh(self, db: sqlite_utils.Database, repo: str, branch: str, key: str, sha: str,
                  touched: set[tuple[str, str, str]]) -> None:
-        if history.refresh_cell(db, repo, branch, key, sha):
+        workflow, _, job_name = key.partition(" / ")
+        count_infra = any(r.infra_failures_alert
+                          for r in self.routes_for(repo, branch, workflow, job_name))
+        if history.refresh_cell(db, repo, branch, key, sha, count_infra=count_infra):
             touched.add((repo, branch, key))
+
+    def evidence_changed(self, repo: str, sha: str, key: str) -> IngestReport:
+        """A failed run at ``sha`` was classified after it was stored: recompute its cell
+        (an infra failure may stop counting) and re-evaluate the job."""
+        report = IngestReport()
+        with self.store.transaction() as db:
+            now = self.now()
+            touched: set[tuple[str, str, str]] = set()
+            for branch in self.branches(repo):
+                self._refresh(db, repo, branch, key, sha, touched)
+            self._evaluate(db, touched, now, report)
+        self._notify(report)
+        return report
+
+    def changed_files(self, repo: str, changes: Iterable[tuple[str, Sequence[str], str]],
+                      source: str) -> None:
+        """Record what commits touched: ``(sha, paths, message)``, from a push or the API."""
+        with self.store.transaction() as db:
+            now = self.now()
+            for sha, paths, message in changes:
+                evidence_store.record_files(db, repo, sha, paths, message or None, source, now)
 
     def _evaluate(self, db: sqlite_utils.Database, touched: set[tuple[str, str, str]],
                   now: datetime, report: IngestReport) -> None:

@@ -186,6 +186,9 @@ def _replay_delivery(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
             report.ignored += 1
             return
         report.merge(ingestor.commits(push.repo, push.branch, push.commits, after=push.before))
+        if ingestor.watches_commits(push.repo, push.branch):
+            ingestor.changed_files(push.repo, [(c.sha, c.files, c.message)
+                                               for c in push.changes], "push")
     elif event == "workflow_job":
         result = parse_workflow_job(payload)
         clock.see(result.completed_at, result.started_at)

@@ -14,9 +14,11 @@ from datetime import datetime
 
 import sqlite_utils
 
-from bot.domain.cells import FLAKY, cell_status, cell_time
+from bot.domain.cells import FLAKY, cell_status, cell_time, is_failed_run
+from bot.domain.failure_classes import without_infra
 from bot.domain.model import CellStatus, Commit, JobResult, PlacedCell
 from bot.domain.trunk import chain_placements, chains
+from bot.store import evidence
 from bot.store.codec import from_iso, from_json_list, to_iso, to_json_list
 
 log = logging.getLogger(__name__)
@@ -499,16 +501,21 @@ def job_keys_at(db: sqlite_utils.Database, repo: str, sha: str) -> list[str]:
 
 
 def refresh_cell(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
-                 sha: str) -> bool:
+                 sha: str, *, count_infra: bool = True) -> bool:
     """Recompute one cell from its raw results; returns True when it changed.
 
     Does nothing for a commit whose place in trunk order is not known yet: its results
-    wait in ``job_results`` and ``place_commits`` callers refresh them later.
+    wait in ``job_results`` and ``place_commits`` callers refresh them later. Without
+    ``count_infra``, failures classified as infrastructure count like cancelled runs
+    (``EVIDENCE.md``): they make no streak.
     """
     commit = get_commit(db, repo, branch, sha)
     if commit is None:
         return False
     results = results_for_cell(db, repo, job_key, sha)
+    if not count_infra:
+        failed = [r.job_id for r in results if is_failed_run(r)]
+        results = without_infra(results, evidence.infra_job_ids(db, repo, failed))
     status = cell_status(results)
     time = to_iso(cell_time(results, commit.time))
     row = db.execute(

@@ -143,7 +143,10 @@ class GitHubWebhook:
                         "history", push.repo, push.branch, push.before[:12], push.after[:12],
                         len(push.commits))
         after = None if push.before == NULL_SHA else push.before
-        return self.bot.ingestor.commits(push.repo, push.branch, push.commits, after=after)
+        report = self.bot.ingestor.commits(push.repo, push.branch, push.commits, after=after)
+        self.bot.ingestor.changed_files(  # the suspects' files, for ranking them
+            push.repo, [(c.sha, c.files, c.message) for c in push.changes], "push")
+        return report
 
 
 def _json_part(body: bytes, content_type: str) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain.cells import cell_verdict
 from bot.domain.failure_classes import (
     DEFAULT_RULES,
     Classification,
@@ -11,8 +12,10 @@ from bot.domain.failure_classes import (
     FailureRule,
     classify,
     rules_for,
+    without_infra,
 )
 from bot.domain.failure_lines import extract
+from bot.domain.model import CellStatus, JobResult
 from tests.support.fixtures import fixture_path
 
 INFRA, BUILD, TEST, UNKNOWN = (FailureClass.INFRA, FailureClass.BUILD, FailureClass.TEST,
@@ -113,3 +116,24 @@ def test_a_rule_needs_a_valid_pattern_and_class() -> None:
 def test_default_rule_names_are_unique() -> None:
     names = [rule.name for rule in DEFAULT_RULES]
     assert len(names) == len(set(names))
+
+
+def run(job_id: int, conclusion: str, shard: int = 1, total: int = 2) -> JobResult:
+    return JobResult(repo="o/r", sha="a" * 40, workflow="inductor",
+                     job_name=f"test (inductor, {shard}, {total}, linux)", job_id=job_id,
+                     status="completed", conclusion=conclusion)
+
+
+@pytest.mark.parametrize(("runs", "infra", "status"), [
+    ([run(1, "failure"), run(2, "success", 2)], {1}, CellStatus.SUCCESS),  # no signal + pass
+    ([run(1, "failure"), run(2, "failure", 2)], {1}, CellStatus.FAILURE),  # the other is real
+    ([run(1, "failure", total=1), run(3, "success", total=1)], {1},
+     CellStatus.SUCCESS),  # a rerun that passed: not flaky
+    ([run(1, "failure", total=1), run(3, "success", total=1)], set(), CellStatus.FLAKY),
+    ([run(1, "failure", total=1)], {1}, CellStatus.NONE),
+    ([run(1, "failure"), run(2, "success", 2)], set(), CellStatus.FAILURE),
+])
+def test_infra_failures_count_like_cancelled_runs_in_a_cell(runs: list[JobResult],
+                                                            infra: set[int],
+                                                            status: CellStatus) -> None:
+    assert cell_verdict(without_infra(runs, frozenset(infra))).status is status

@@ -1,8 +1,10 @@
-"""A fake GitHub REST API on 127.0.0.1: commits, workflow runs, jobs, logs and dispatches.
+"""A fake GitHub REST API on 127.0.0.1: commits, workflow runs, jobs, logs, reruns, dispatches.
 
 It behaves like GitHub where a client can get it wrong: ``Link`` pagination, ``ETag``
 with ``304`` (free of rate limit), primary and secondary rate limits, 5xx, slow
-answers, and a non-idempotent ``workflow_dispatch`` that can fail after starting a run.
+answers, a non-idempotent ``workflow_dispatch`` that can fail after starting a run, job
+logs behind a redirect to a blob store (``Range`` honoured, expired logs 404), and job
+reruns that start a new attempt (refused while the run is running again).
 Also holds ``FakeHttpService``, the threaded server base the other HTTP fakes share.
 """
 
@@ -262,6 +264,7 @@ class FakeCommit:
     message: str = "A commit"
     author: str = "alice"
     date: datetime = BASE_TIME
+    files: tuple[str, ...] = ()  # what GET /commits/{sha} lists
 
 
 @dataclass(slots=True)
@@ -306,16 +309,21 @@ class Dispatch:
     run_id: int
 
 
+_FAILED = frozenset({"failure", "timed_out", "startup_failure"})
 _TRUNK_TAG = re.compile(r"^trunk/([0-9a-f]{7,40})$")
 _HEX_SHA = re.compile(r"^[0-9a-f]{40}$")
 _REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_REPO + r"/commits$"), "_commits"),
+    ("GET", re.compile(_REPO + r"/commits/(?P<sha>[^/]+)$"), "_commit"),
     ("GET", re.compile(_REPO + r"/actions/runs$"), "_runs"),
     ("GET", re.compile(_REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs$"), "_runs"),
     ("GET", re.compile(_REPO + r"/actions/runs/(?P<run_id>\d+)$"), "_run"),
     ("GET", re.compile(_REPO + r"/actions/runs/(?P<run_id>\d+)/jobs$"), "_jobs"),
     ("GET", re.compile(_REPO + r"/actions/jobs/(?P<job_id>\d+)/logs$"), "_logs"),
+    ("POST", re.compile(_REPO + r"/actions/jobs/(?P<job_id>\d+)/rerun$"), "_rerun_job"),
+    ("POST", re.compile(_REPO + r"/actions/runs/(?P<run_id>\d+)/rerun-failed-jobs$"),
+     "_rerun_failed_jobs"),
     (
         "POST",
         re.compile(_REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches$"),
@@ -346,6 +354,11 @@ class FakeGitHub(FakeHttpService):
         self.runs: dict[int, FakeRun] = {}
         self.jobs: dict[int, FakeJob] = {}
         self.logs: dict[int, str] = {}
+        self.expired_logs: set[int] = set()  # jobs whose log GitHub no longer keeps: 404
+        self.blob_ranges = True  # the blob store honours Range: bytes=-N (206)
+        self.reruns: list[tuple[int, int]] = []  # (job rerun, the new attempt's job id)
+        self.rerun_fail_status: int | None = None  # answer this *after* starting the rerun
+        self.rerun_fail_times = 0
         self.dispatches: list[Dispatch] = []
         self.dispatch_fail_status: int | None = None  # answer this *after* creating the run
         self.dispatch_fail_times = 0
@@ -576,6 +589,17 @@ class FakeGitHub(FakeHttpService):
             "parents": [{"sha": parent.sha}] if parent else [],
         }
 
+    def _commit(self, request: RecordedRequest, repo: str, sha: str) -> Reply:
+        for (r, _), history in self.commits.items():
+            for i, c in enumerate(history):
+                if r == repo and c.sha.startswith(sha) and len(sha) >= 7:
+                    parent = history[i + 1] if i + 1 < len(history) else None
+                    files = [{"filename": f, "status": "modified", "additions": 1,
+                              "deletions": 1, "changes": 2} for f in c.files]
+                    return json_reply(200, {**self._commit_json(repo, c, parent),
+                                            "files": files})
+        return json_reply(422, {"message": f"No commit found for SHA: {sha}"})
+
     def _workflow_path(self, repo: str, workflow: str) -> str | None:
         for path, (workflow_id, _) in self.workflows.get(repo, {}).items():
             if workflow in (str(workflow_id), path, path.rsplit("/", 1)[-1]):
@@ -676,16 +700,87 @@ class FakeGitHub(FakeHttpService):
 
     def _logs(self, request: RecordedRequest, repo: str, job_id: str) -> Reply:
         job = self.jobs.get(int(job_id))
-        if job is None or self.runs[job.run_id].repo != repo:
+        if job is None or self.runs[job.run_id].repo != repo or job.id in self.expired_logs:
             return json_reply(404, {"message": "Not Found"})
-        return Reply(302, b"", {"Location": f"{self.url}/_logs/{job.id}.txt"})
+        signed = f"sig={hashlib.sha1(str(job.id).encode()).hexdigest()}"  # like a SAS token
+        return Reply(302, b"", {"Location": f"{self.url}/_logs/{job.id}.txt?{signed}"})
 
     def _log_blob(self, request: RecordedRequest, job_id: str) -> Reply:
         with self._cond:
             text = self.logs.get(int(job_id))
         if text is None:
             return Reply(404, b"no such log", {"Content-Type": "text/plain"})
-        return Reply(200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
+        data = text.encode()
+        headers = {"Content-Type": "text/plain; charset=utf-8", "Accept-Ranges": "bytes"}
+        wanted = re.match(r"^bytes=-(\d+)$", request.headers.get("range", ""))
+        if self.blob_ranges and wanted:
+            if not data:
+                return Reply(416, b"", {"Content-Range": "bytes */0"})
+            part = data[-int(wanted.group(1)):]
+            start = len(data) - len(part)
+            return Reply(206, part, {**headers,
+                                     "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+        return Reply(200, data, headers)
+
+    # --- reruns -----------------------------------------------------------------------
+
+    def _rerun_job(self, request: RecordedRequest, repo: str, job_id: str) -> Reply:
+        job = self.jobs.get(int(job_id))
+        if job is None or self.runs[job.run_id].repo != repo:
+            return json_reply(404, {"message": "Not Found"})
+        return self._start_rerun(self.runs[job.run_id], [job])
+
+    def _rerun_failed_jobs(self, request: RecordedRequest, repo: str, run_id: str) -> Reply:
+        run = self.runs.get(int(run_id))
+        if run is None or run.repo != repo:
+            return json_reply(404, {"message": "Not Found"})
+        failed = [j for j in self.jobs.values() if j.run_id == run.id
+                  and j.run_attempt == run.run_attempt and j.conclusion in _FAILED]
+        if not failed:
+            return json_reply(403, {"message": "This workflow run has no failed jobs"})
+        return self._start_rerun(run, failed)
+
+    def _start_rerun(self, run: FakeRun, jobs: list[FakeJob]) -> Reply:
+        """A new attempt of the run with these jobs queued again; GitHub refuses a rerun
+        while any job of the run is still queued or running."""
+        if any(j.status != "completed" for j in self.jobs.values() if j.run_id == run.id):
+            return json_reply(403, {"message": "This workflow is already running"})
+        run.run_attempt += 1
+        run.status, run.conclusion = "queued", None
+        for old in jobs:
+            new = FakeJob(next(self._ids), run.id, old.name, "queued", None, run.run_attempt,
+                          None, None)
+            self.jobs[new.id] = new
+            self.reruns.append((old.id, new.id))
+        if self.rerun_fail_status is not None and self.rerun_fail_times > 0:
+            self.rerun_fail_times -= 1
+            return json_reply(self.rerun_fail_status, {"message": "Server Error"})
+        return Reply(201, b"{}", {"Content-Type": "application/json"})
+
+    def finish_job(self, job_id: int, conclusion: str, *, log: str | None = None) -> FakeJob:
+        """A queued rerun ends: completed with ``conclusion``; its run completes with it."""
+        with self._cond:
+            job = self.jobs[job_id]
+            job.status, job.conclusion = "completed", conclusion
+            job.started_at = job.started_at or BASE_TIME
+            job.completed_at = job.started_at + timedelta(hours=1)
+            if log is not None:
+                self.logs[job.id] = log
+            run = self.runs[job.run_id]
+            if all(j.status == "completed" for j in self.jobs.values() if j.run_id == run.id):
+                latest = [j for j in self.jobs.values()
+                          if j.run_id == run.id and j.run_attempt == run.run_attempt]
+                run.status = "completed"
+                run.conclusion = ("failure" if any(j.conclusion in _FAILED for j in latest)
+                                  else "success")
+            self._cond.notify_all()
+            return job
+
+    def job_json(self, job_id: int) -> JsonDict:
+        """The job as the REST API (and a ``workflow_job`` webhook) shows it."""
+        with self._cond:
+            job = self.jobs[job_id]
+            return self._job_json(self.runs[job.run_id], job)
 
     def _dispatch_workflow(self, request: RecordedRequest, repo: str, workflow: str) -> Reply:
         path = self._workflow_path(repo, workflow)

@@ -224,6 +224,15 @@ def test_push_keeps_order_and_reads_pr_numbers_and_authors() -> None:
     assert [c.pr_number for c in event.commits] == [12345, 777, None]
     assert event.commits[0].time == datetime(2025, 12, 9, 17, 0, tzinfo=UTC)
     assert event.commits[0].time.utcoffset() == timedelta(hours=-8)
+    assert [c.files for c in event.changes] == [(), (), ()]
+    assert event.changes[2].message.endswith("This reverts commit 111.")
+
+
+def test_push_lists_the_files_each_commit_touched() -> None:
+    commit = {"id": "1" * 40, "message": "m", "added": ["a.py"], "removed": ["b.py"],
+              "modified": ["c.py", "a.py"]}
+    [change] = parse_push(_trunk_push([commit])).changes
+    assert (change.sha, change.files) == ("1" * 40, ("a.py", "b.py", "c.py"))
 
 
 @pytest.mark.parametrize(
@@ -260,6 +269,8 @@ PUSH = load("push.with-new-branch.payload.json")
         (_without(PUSH, "commits", 0, "id"), r"commits\[0\]\.id"),
         (_with(PUSH, "May 15", "commits", 0, "timestamp"), r"commits\[0\]\.timestamp"),
         (_with(PUSH, "someone", "commits", 0, "author"), r"commits\[0\]\.author"),
+        (_with(PUSH, "a.py", "commits", 0, "added"), r"commits\[0\]\.added"),
+        (_with(PUSH, [1], "commits", 0, "modified"), r"commits\[0\]\.modified\[0\]"),
     ],
 )
 def test_malformed_push_names_the_field(payload: Any, field: str) -> None:
