@@ -37,8 +37,10 @@ ROUTE_MAX_AGE = timedelta(days=3650)  # the age gate has its own scenario tests
 BUILD = "cuda12.8-py3.10-gcc9-sm86"
 RUNNER = "linux.g5.4xlarge.nvidia.gpu"
 
-FAILED = {"failure", "timed_out", "startup_failure"}
-NO_SIGNAL = {"cancelled", "skipped", "neutral"}
+# startup_failure is an infrastructure failure (nothing ran, EVIDENCE.md): by default it
+# counts like a cancelled run, so it makes no streak
+FAILED = {"failure", "timed_out"}
+NO_SIGNAL = {"cancelled", "skipped", "neutral", "startup_failure"}
 UNFINISHED = {"pending", "queued"}
 # a healthy job mostly passes, with noise; a broken one mostly fails, with noise
 HEALTHY = st.sampled_from(["success", "success", "success", "success", "failure", "timed_out",
