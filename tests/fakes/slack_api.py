@@ -861,6 +861,11 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # the client died mid-request (a SIGKILLed bot): Slack never sees a call it did
+            # not fully receive, so neither does the fake, and there is nobody to answer
+            self.close_connection = True
+            return
         if parts.path.startswith("/respond/"):
             # response_url posts (Bolt's respond()) answer a bare "ok", as Slack does
             fake._record_response(parts.path.removeprefix("/respond/"), body)
@@ -898,4 +903,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in answer.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client died waiting: the call stands, as in Slack

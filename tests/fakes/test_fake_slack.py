@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -232,6 +233,22 @@ def test_accept_then_drop_stores_post_but_client_errors(fake: FakeSlack) -> None
         client.chat_postMessage(channel=CHANNEL, text="ghost")
     assert not isinstance(err.value, SlackApiError)
     assert [m["text"] for m in fake.messages(CHANNEL)] == ["ghost"]
+
+
+def test_a_request_cut_off_mid_body_is_not_a_call(fake: FakeSlack) -> None:
+    """A client killed while sending (a SIGKILLed bot) leaves nothing in Slack, no violation."""
+    body = json.dumps({"channel": CHANNEL, "ts": "1.000001", "text": "half"}).encode()
+    host, port = fake.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"POST /api/chat.update HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer xoxb-test\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+        conn.shutdown(socket.SHUT_WR)
+        assert conn.recv(1024) == b""  # closed without an answer
+    client = client_for(fake)
+    client.chat_postMessage(channel=CHANNEL, text="whole")
+    assert [c.method for c in fake.calls] == ["chat.postMessage"]
+    assert fake.violations == []
 
 
 def test_default_client_retries_a_dropped_post_and_duplicates_it(fake: FakeSlack) -> None:
