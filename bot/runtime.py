@@ -20,6 +20,7 @@ from bot.ingest import pollers
 from bot.ingest.evidence import EvidenceReader
 from bot.ingest.pipeline import Ingestor
 from bot.lanes import Lanes
+from bot.retry.service import Retries
 from bot.schedule import Scheduler
 from bot.slack import people
 from bot.slack.client import SlackApi, WebApi
@@ -81,8 +82,12 @@ class Bot:
             on_change=self.alerts_changed, ingest_results=self.ingestor.results,
             user_by_email=lambda email: people.user_id_by_email(self.slack_api, email),
             secrets=secret_values(settings))
+        self.retries = Retries(self.store, self.routes, clock, self.health,
+                               github_api_url=settings.github_api_url,
+                               github_token=settings.github_token,
+                               on_change=self.alerts_changed)
         self.triage = Triage(self.store, self.routes, self.slack_api, clock, self.alerts_changed,
-                             self.bisects)
+                             self.bisects, self.retries)
         # who the bot is in Slack, learnt in the background (never inside a request)
         self.identity = None if self.console else BotIdentity(
             self.slack_api, settings.slack_bot_token or "", self.health)
@@ -132,6 +137,7 @@ class Bot:
         if self.settings.digest_hour_utc is not None:
             self.scheduler.every("digest", DIGEST_INTERVAL_S, self.post_digest)
         self.bisects.register(self.scheduler)
+        self.retries.register(self.scheduler)
 
     def run_nudges(self, now: datetime | None = None) -> dict[int, str]:
         """Reminders, escalations and snooze expiry due now (the scheduler's "nudges" job)."""

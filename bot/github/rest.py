@@ -200,6 +200,21 @@ def commit_files(http: httpx.Client, repo: str, sha: str, now: datetime) -> Comm
     return CommitFiles(tuple(files), len(raw) >= COMMIT_FILES_SHOWN)
 
 
+def run_attempt(http: httpx.Client, repo: str, run_id: int, now: datetime) -> int:
+    """``GET /repos/{repo}/actions/runs/{run_id}``: the run's latest attempt number.
+
+    How to tell whether a rerun whose answer was lost started after all.
+    """
+    response = get(http, f"/repos/{repo}/actions/runs/{run_id}")
+    if response.status_code in (404, 410):
+        raise Gone(f"run {run_id} of {repo} is gone")
+    refuse(response, now)
+    attempt = json_object(response).get("run_attempt")
+    if isinstance(attempt, bool) or not isinstance(attempt, int):
+        raise ApiUnavailable(f"run {run_id} of {repo} answered without a run_attempt")
+    return attempt
+
+
 def rerun_job(http: httpx.Client, repo: str, job_id: int, now: datetime) -> None:
     """``POST /repos/{repo}/actions/jobs/{job_id}/rerun`` (201): rerun one job of its run."""
     _rerun(http, f"/repos/{repo}/actions/jobs/{job_id}/rerun", now)

@@ -15,7 +15,7 @@ from bot.domain.triage import SNOOZE_USAGE, SnoozeSpec, parse_snooze
 from bot.slack.mrkdwn import escape, literal
 
 Verb = Literal["help", "list", "show", "ack", "unack", "assign", "snooze", "unsnooze",
-               "resolve", "bisect", "bisect_cancel"]
+               "resolve", "bisect", "bisect_cancel", "retry"]
 
 USAGE: dict[str, tuple[str, str]] = {
     "help": ("help", "this help"),
@@ -27,6 +27,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "snooze": (f"snooze [ID] {SNOOZE_USAGE}", "quiet until then; a new failing job wakes it"),
     "unsnooze": ("unsnooze [ID]", "end a snooze now"),
     "resolve": ("resolve [ID] [reason]", "close the alert by hand"),
+    "retry": ("retry [ID]", "rerun the failed jobs of the newest failing commit, once each"),
     "bisect": ("bisect [ID] [job] | bisect cancel [ID]",
                "find the culprit commit by rerunning the job, or stop that"),
 }
@@ -87,7 +88,7 @@ def parse_command(name: str, text: str) -> Command | UsageError:
         if args:
             return error(f"Unexpected {_code(' '.join(args))} after the alert id.")
         return Command(verb="show", alert_id=alert_id)
-    if verb in ("ack", "unack", "unsnooze"):
+    if verb in ("ack", "unack", "unsnooze", "retry"):
         if args:
             return error(f"`{verb}` takes only an alert id, not {_code(' '.join(args))}.")
         return Command(verb=verb, alert_id=alert_id)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -12,17 +13,22 @@ import sqlite_utils
 from bot.domain.alert_ids import short_id
 from bot.domain.hud_filter import REGEX_FLAG, name_filter
 from bot.domain.route import Route
+from bot.domain.suspects import standout
 from bot.slack.view import (
     AlertView,
     CommitView,
     EventView,
     ExternalAlertView,
+    FailedRunView,
     JobView,
+    RetryView,
 )
 from bot.store import external
+from bot.store import retries as retry_store
+from bot.store.alert_evidence import AlertFacts, JobFacts, RunFacts, alert_evidence
 from bot.store.alerts import AlertEvent
 from bot.store.codec import from_iso
-from bot.store.details import AlertDetail, alert_detail
+from bot.store.details import AlertDetail, JobDetail, alert_detail
 from bot.store.history import PlacedCommit
 
 STATES = ("open", "acknowledged", "assigned", "snoozed", "bisecting", "resolved")
@@ -70,6 +76,8 @@ def build_alert_view(db: sqlite_utils.Database, alert_id: int,
     if route.runbook_url:
         links["Runbook"] = route.runbook_url
     state = _state(row)
+    facts = alert_evidence(db, detail, code_area=route.code_area,
+                           flaky_tests=route.flaky_tests)
     return AlertView(
         id=detail.id,
         short_id=short_id(detail.id),
@@ -89,23 +97,54 @@ def build_alert_view(db: sqlite_utils.Database, alert_id: int,
         resolved_at=detail.resolved_at,
         resolved_by=detail.resolved_by,
         resolved_at_sha=detail.resolved_sha,
-        jobs=tuple(
-            JobView(key=j.key, streak=j.streak, newest_failing_sha=j.newest_failing_sha,
-                    first_failing_sha=j.first_failing_sha, log_url=j.log_url,
-                    html_url=j.html_url, failure_line=j.failure_line, flaky=j.flaky,
-                    recovered=j.recovered)
-            for j in detail.jobs
-        ),
+        jobs=tuple(_job_view(j, facts.jobs.get(j.key)) for j in detail.jobs),
         last_green=commit_view(detail.last_green),
         first_red=commit_view(detail.first_red),
-        suspects=tuple(v for c in detail.suspects if (v := commit_view(c)) is not None),
+        suspects=_suspects(detail, facts),
         suspect_count=detail.suspect_count,
+        ranked=len(facts.ranking) > 1 and standout(facts.ranking) is not None,
+        failed_runs=tuple(_run_view(r) for r in facts.runs),
+        retries=tuple(RetryView(job_name=r.job_name, requested_by=r.requested_by,
+                                state=r.state, outcome=r.outcome, detail=r.detail)
+                      for r in retry_store.of_alert(db, alert_id)),
         external=tuple(_external(db, alert_id)),
         links=links,
         escalated=bool(row.get("escalated")),
         oncall=route.oncall,
         owners=route.owners,
     )
+
+
+def _job_view(j: JobDetail, facts: JobFacts | None) -> JobView:
+    judgement = facts.judgement if facts is not None else None
+    return JobView(key=j.key, streak=j.streak, newest_failing_sha=j.newest_failing_sha,
+                   first_failing_sha=j.first_failing_sha, log_url=j.log_url,
+                   html_url=j.html_url,
+                   failure_line=(facts.headline if facts is not None else None) or j.failure_line,
+                   flaky=j.flaky, recovered=j.recovered,
+                   verdict=judgement.verdict.value if judgement is not None else None,
+                   evidence=judgement.evidence if judgement is not None else (),
+                   against=judgement.against if judgement is not None else ())
+
+
+def _run_view(r: RunFacts) -> FailedRunView:
+    c = r.classification
+    return FailedRunView(key=r.key, job_name=r.job_name, url=r.html_url, state=r.state,
+                         line=r.headline, kind=c.kind.value if c is not None else None,
+                         cause=c.rule if c is not None and c.infra else None,
+                         signature=r.signature)
+
+
+def _suspects(detail: AlertDetail, facts: AlertFacts) -> tuple[CommitView, ...]:
+    """The range's commits: most likely first when the evidence sets one apart (with the
+    reasons of every suspect that has some), else oldest first."""
+    plain = [v for c in detail.suspects if (v := commit_view(c)) is not None]
+    if len(facts.ranking) < 2 or standout(facts.ranking) is None:
+        return tuple(plain)
+    by_sha = {v.sha: v for v in plain}
+    return tuple(replace(by_sha[s.sha], reasons=s.reasons if s.score > 0 else (),
+                         score=s.score)
+                 for s in facts.ranking if s.sha in by_sha)
 
 
 def _state(row: Mapping[str, Any]) -> str:

@@ -14,6 +14,16 @@ from urllib.parse import quote
 from bot.domain.durations import format_duration
 from bot.domain.route import route_label
 from bot.domain.triage import raised_priority
+from bot.slack.evidence_text import (
+    STATE_WORDS,
+    RunGroup,
+    code_groups,
+    has_evidence,
+    infra_groups,
+    reason_text,
+    run_label,
+    verdict_words,
+)
 from bot.slack.mrkdwn import (
     code_line,
     date,
@@ -24,7 +34,7 @@ from bot.slack.mrkdwn import (
     safe_url,
     truncate,
 )
-from bot.slack.view import AlertView, CommitView, EventView, JobView
+from bot.slack.view import AlertView, CommitView, EventView, FailedRunView, JobView
 
 Block = dict[str, Any]
 
@@ -39,6 +49,9 @@ MAX_ID = 255
 MAX_REPLY_TEXT = 3900
 JOBS_SHOWN = 10
 SUSPECTS_SHOWN = 5
+ERRORS_SHOWN = 8  # signature groups listed under "What failed"
+RUNS_NAMED = 6  # failed runs named on one error line
+VERDICT_CHARS = 400
 EXTERNAL_SHOWN = 3
 FAILURE_LINE_CHARS = 200
 KEY_CHARS = 150
@@ -165,6 +178,7 @@ def render_parent(view: AlertView) -> tuple[str, list[Block]]:
     people = _people_line(view)
     blocks: list[Block] = [_section(f"{head}\n{people}" if people else head)]
     blocks += _job_blocks(view)
+    blocks += _failure_blocks(view)
     blocks += _range_blocks(view)
     blocks += _external_blocks(view)
     links = _links_line(view)
@@ -315,12 +329,81 @@ def _job_line(view: AlertView, job: JobView, name: str) -> str:
     log = next((url for url in (job.log_url, job.html_url) if safe_url(url)), None)
     if log:
         line += f" · {link(log, 'log')}"
-    if job.flaky:
+    if job.flaky and job.verdict is None:
         line += " · :warning: flaky (passed on a rerun)"
-    failure = code_line(job.failure_line or "", FAILURE_LINE_CHARS)
-    if failure:
-        line += f"\n      {failure}"
+    if not has_evidence(view.failed_runs):  # else "What failed" shows each run's line
+        failure = code_line(job.failure_line or "", FAILURE_LINE_CHARS)
+        if failure:
+            line += f"\n      {failure}"
+    verdict = verdict_words(job.verdict, job.evidence, job.against)
+    if verdict:
+        line += f"\n      {_text(verdict, VERDICT_CHARS)}"
     return line
+
+
+def _failure_blocks(view: AlertView) -> list[Block]:
+    """What the failed runs' logs say at each job's newest failing commit: runs failing the
+    same way on one line ("same error in 3 jobs"), infrastructure failures apart."""
+    if not has_evidence(view.failed_runs):
+        return []
+    blocks: list[Block] = []
+    groups = code_groups(view.failed_runs)
+    if groups:
+        lines = [_group_line(group) for group in groups[:ERRORS_SHOWN]]
+        if len(groups) > ERRORS_SHOWN:
+            lines.append(f"_+{len(groups) - ERRORS_SHOWN} more errors_")
+        blocks += _sections("*What failed* (newest failing commit)", lines)
+    infra = infra_groups(view.failed_runs)
+    if infra:
+        lines = [f"• {_text(group.line or 'infrastructure', 100)} — {_runs(group)}"
+                 for group in infra[:ERRORS_SHOWN]]
+        blocks += _sections("*Infrastructure failures* (not a regression: no streak counted "
+                            "by default)", lines)
+    if view.retries:
+        blocks.append(_context(_retries_line(view)))
+    return blocks
+
+
+_RETRY_WORDS = {
+    "planned": ":hourglass: asked", "uncertain": ":hourglass: asked",
+    "requested": ":hourglass: running", "refused": ":no_entry: not started",
+    "lost": ":grey_question: no result",
+}
+_RETRY_OUTCOMES = {"passed": ":white_check_mark: passed", "failed": ":x: failed again",
+                   "cancelled": ":heavy_minus_sign: cancelled"}
+
+
+def _retries_line(view: AlertView) -> str:
+    """``Retried (asked by @alice): huggingface 2/3 :x: failed again, timm 1/1 …``"""
+    askers = list(dict.fromkeys(r.requested_by for r in view.retries))
+    who = ", ".join(_user(a) if a[:1] in "UW" else _text(a, 30) for a in askers[:3])
+    parts = []
+    for retry in view.retries[:RUNS_NAMED * 2]:
+        label = run_label(FailedRunView(key="", job_name=retry.job_name))
+        status = (_RETRY_OUTCOMES.get(retry.outcome or "", retry.outcome or "")
+                  if retry.state == "done" else _RETRY_WORDS.get(retry.state, retry.state))
+        detail = (f" ({_text(retry.detail, 100)})"
+                  if retry.state == "refused" and retry.detail else "")
+        parts.append(f"{literal(label)} {status}{detail}")
+    more = len(view.retries) - len(parts)
+    tail = f" and {more} more" if more > 0 else ""
+    return f":repeat: *Retried* (asked by {who}): " + ", ".join(parts) + tail
+
+
+def _group_line(group: RunGroup) -> str:
+    if group.line is None:
+        what = f"_{STATE_WORDS.get(group.state, 'no error line')}_"
+    else:
+        what = code_line(group.line, FAILURE_LINE_CHARS) or "_no error line_"
+    same = f" — same error in {group.size} jobs:" if group.size > 1 else " —"
+    return f"• {what}{same} {_runs(group)}"
+
+
+def _runs(group: RunGroup) -> str:
+    """The runs of a group by short name, each linked to its job page."""
+    named = [link(run.url, run_label(run)) for run in group.runs[:RUNS_NAMED]]
+    more = group.size - len(named)
+    return ", ".join(named) + (f" and {more} more" if more > 0 else "")
 
 
 def _range_blocks(view: AlertView) -> list[Block]:
@@ -338,6 +421,8 @@ def _range_blocks(view: AlertView) -> list[Block]:
     count = view.suspect_count if view.suspect_count is not None else len(view.suspects)
     noun = "suspect" if count == 1 else "suspects"
     header = f"*Regression range:* last green {green} → first red {red} · *{count} {noun}*"
+    if view.ranked:
+        header += ", most likely first"
     lines = [_suspect_line(view, commit) for commit in view.suspects[:SUSPECTS_SHOWN]]
     if count > SUSPECTS_SHOWN:
         lines.append(f"_+{count - SUSPECTS_SHOWN} more suspects_")
@@ -350,6 +435,8 @@ def _suspect_line(view: AlertView, commit: CommitView) -> str:
         line += f" — {_text(commit.author, NAME_CHARS)}"
     if commit.pr_number is not None:
         line += f" ({_pr_link(view, commit.pr_number)})"
+    if view.ranked and commit.reasons:
+        line += f"\n      ↳ {reason_text('; '.join(commit.reasons[:2]), REASON_CHARS)}"
     return line
 
 
@@ -445,6 +532,8 @@ def _actions(view: AlertView) -> Block:
         elements.append(cancel)
     elif view.jobs:
         elements.append(_button("Bisect", "alert_bisect", alert_id))
+    if view.jobs and any(not job.recovered for job in view.jobs):
+        elements.append(_button("Retry failed jobs", "alert_retry", alert_id))
     resolve = _button("Resolve", "alert_resolve", alert_id, style="danger")
     resolve["confirm"] = {
         "title": _plain("Resolve this alert?"),
@@ -807,6 +896,33 @@ def _grafana_resolved(event: EventView, alert: AlertView) -> str:
     return f":bell: Grafana alert resolved: {title}"
 
 
+def _job_infra(event: EventView, alert: AlertView) -> str:
+    cause = _data_text(event, "cause", 200) or "infrastructure"
+    return (f":construction: *{_data_text(event, 'key', KEY_CHARS)}* failed only for "
+            f"infrastructure reasons ({cause}): not a regression, taken out of this alert")
+
+
+def _retry_requested(event: EventView, alert: AlertView) -> str:
+    jobs = [str(j) for j in event.data.get("jobs") or []]
+    labels = [literal(run_label(FailedRunView(key="", job_name=j))) for j in jobs[:RUNS_NAMED]]
+    more = len(jobs) - len(labels)
+    names = ", ".join(labels) + (f" and {more} more" if more > 0 else "")
+    sha = _event_sha(event, alert)
+    return (f":repeat: {_who(event)} asked to retry {len(jobs)} failed "
+            f"{'job' if len(jobs) == 1 else 'jobs'}" + (f" at {sha}" if sha else "")
+            + (f": {names}" if names else ""))
+
+
+def _retry_result(event: EventView, alert: AlertView) -> str:
+    results = [r for r in event.data.get("results") or [] if isinstance(r, Mapping)]
+    parts = []
+    for result in results[:RUNS_NAMED * 2]:
+        label = literal(run_label(FailedRunView(key="", job_name=str(result.get("job", "")))))
+        outcome = str(result.get("outcome") or "")
+        parts.append(f"{label} {_RETRY_OUTCOMES.get(outcome, _RETRY_WORDS.get(outcome, outcome))}")
+    return ":repeat: Retry results: " + (", ".join(parts) or "none")
+
+
 _EVENT_WRITERS: dict[str, Callable[[EventView, AlertView], str]] = {
     "opened": _opened,
     "extended": _extended,
@@ -831,6 +947,9 @@ _EVENT_WRITERS: dict[str, Callable[[EventView, AlertView], str]] = {
     "bisect_cancelled": _bisect_cancelled,
     "grafana_firing": _grafana_firing,
     "grafana_resolved": _grafana_resolved,
+    "retry_requested": _retry_requested,
+    "retry_result": _retry_result,
+    "job_infra": _job_infra,
 }
 
 

@@ -28,7 +28,7 @@ from bot.store.triage import TriageOutcome
 log = logging.getLogger(__name__)
 
 Verb = Literal["ack", "unack", "assign", "snooze", "unsnooze", "resolve", "bisect",
-               "bisect_cancel"]
+               "bisect_cancel", "retry"]
 # answers that mean "the input named something that does not exist" (shown with usage)
 UNKNOWN_CODES = frozenset({"not_found", "unknown_user"})
 
@@ -51,18 +51,25 @@ class BisectDesk(Protocol):
     def cancel(self, alert_id: int, actor: str | None) -> Answer: ...
 
 
+class RetryDesk(Protocol):
+    """What triage asks of retries (``bot.retry.service.Retries`` answers it)."""
+
+    def request(self, alert_id: int, actor: str) -> Answer: ...
+
+
 class Triage:
     """Performs triage actions for people: checks, one transaction, a wake-up, an answer."""
 
     def __init__(self, store: Store, routes: Mapping[str, Route], api: SlackApi,
                  clock: Callable[[], datetime], on_change: Callable[[set[int]], None],
-                 bisects: BisectDesk) -> None:
+                 bisects: BisectDesk, retries: RetryDesk | None = None) -> None:
         self.store = store
         self.routes = routes
         self.api = api
         self.clock = clock
         self.on_change = on_change
         self.bisects = bisects
+        self.retries = retries
 
     def perform(self, request: Request) -> Answer:
         """Run one action for one person and say what happened."""
@@ -71,10 +78,15 @@ class Triage:
         if state is None:
             return Answer(False, f"There is no alert {alert}.", "not_found")
         route = self.routes.get(state.route) or Route(name=state.route)
-        if request.verb in ("resolve", "bisect", "bisect_cancel"):
+        if request.verb in ("resolve", "bisect", "bisect_cancel", "retry"):
             refused = self._permission(request, route)
             if refused is not None:
                 return refused
+        if request.verb == "retry":
+            if self.retries is None:
+                return Answer(False, ":construction: Retrying is not set up in this bot.",
+                              "not_configured")
+            return self.retries.request(request.alert_id, request.actor)
         if request.verb == "bisect":
             return self._bisect(request, state)
         if request.verb == "bisect_cancel":
@@ -115,12 +127,13 @@ class Triage:
         return Answer(True, _done_text(alert, request, outcome))
 
     def _permission(self, request: Request, route: Route) -> Answer | None:
-        """Resolving and bisecting may be limited per route (``resolvers``); None: allowed."""
+        """Resolving, bisecting and retrying may be limited per route (``resolvers``); None:
+        allowed."""
         allowed = route.resolvers
         if rules.may_act(request.actor, allowed, people.group_members(self.api, allowed)):
             return None
         who = ", ".join(mention(slack_id) for slack_id in allowed)
-        what = "resolve" if request.verb == "resolve" else "bisect"
+        what = {"resolve": "resolve", "retry": "retry jobs of"}.get(request.verb, "bisect")
         return Answer(False, f":no_entry: Only {who} may {what} alerts of route `{route.name}`.",
                       "forbidden")
 

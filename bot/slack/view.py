@@ -36,6 +36,9 @@ EventKind = Literal[
     "bisect_cancelled",
     "grafana_firing",
     "grafana_resolved",
+    "retry_requested",
+    "retry_result",
+    "job_infra",
 ]
 
 
@@ -49,6 +52,42 @@ class CommitView:
     pr_number: int | None = None
     url: str | None = None  # unused by the renderer: links are built from AlertView.github_url
     time: datetime | None = None
+    reasons: tuple[str, ...] = ()  # why it ranks where it does (EVIDENCE.md), strongest first
+    score: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailedRunView:
+    """One failed run (a shard) at its job's newest failing commit, with what its log said.
+
+    ``state``: ``done`` (``line`` and ``kind`` known), ``wanted`` (log not read yet),
+    ``gone`` (GitHub no longer has the log), ``failed`` (could not be read), ``none``.
+    ``kind``: ``infra`` | ``build`` | ``test`` | ``unknown``; ``cause`` names the infra rule.
+    """
+
+    key: str
+    job_name: str
+    url: str | None = None
+    state: str = "none"
+    line: str | None = None
+    kind: str | None = None
+    cause: str | None = None
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryView:
+    """A rerun asked for one job: who asked, where it stands, what it said.
+
+    ``state``: planned | uncertain | requested | done | refused | lost; ``outcome`` (done):
+    passed | failed | cancelled; ``detail``: GitHub's reason for a refusal.
+    """
+
+    job_name: str
+    requested_by: str
+    state: str
+    outcome: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +110,10 @@ class JobView:
     failure_line: str | None = None
     flaky: bool = False
     recovered: bool = False
+    # flaky or real (EVIDENCE.md section 4): real | flaky | infra | unclear, and why
+    verdict: str | None = None
+    evidence: tuple[str, ...] = ()
+    against: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +146,9 @@ class AlertView:
     ``snooze_reason``: display text such as "until green" or "until abc1234".
     ``bisect_status``: display text such as "round 2, 16 -> 4 suspects".
     ``suspects``: commits in (last green, first red], oldest first; possibly only the
-    first few hundred of a long range, with ``suspect_count`` the exact total.
+    first few hundred of a long range, with ``suspect_count`` the exact total. With
+    ``ranked``, most likely first instead, each with its ``reasons``.
+    ``failed_runs``: the failed runs of the failing jobs at their newest failing commit.
     ``links``: label -> URL, e.g. {"HUD": ..., "Grafana dashboard": ..., "Runbook": ...}.
     ``escalated``: shown one priority step higher than ``priority``.
     """
@@ -131,6 +176,9 @@ class AlertView:
     first_red: CommitView | None = None
     suspects: tuple[CommitView, ...] = ()
     suspect_count: int | None = None  # None: len(suspects) is the whole range
+    ranked: bool = False
+    failed_runs: tuple[FailedRunView, ...] = ()
+    retries: tuple[RetryView, ...] = ()  # reruns asked from Slack, oldest first
     external: tuple[ExternalAlertView, ...] = ()
     links: Mapping[str, str] = field(default_factory=dict)
     escalated: bool = False
@@ -171,6 +219,10 @@ class EventView:
     - bisect_failed: {"reason": str, "candidates": [sha, ...], "candidate_count": int}
     - bisect_cancelled: {"reason": str}
     - grafana_firing / grafana_resolved: {"title": str, "reason": str}
+    - job_infra: {"key": str, "cause": str} (the job left: its failures were infrastructure)
+    - retry_requested: {"jobs": [job name, ...], "sha": str, "already": int}
+    - retry_result: {"results": [{"job": job name, "outcome": "passed"|"failed"|
+      "cancelled"|"lost"}, ...]}
     """
 
     kind: EventKind

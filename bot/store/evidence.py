@@ -210,6 +210,20 @@ def infra_job_ids(db: sqlite_utils.Database, repo: str, job_ids: Sequence[int]) 
         f"AND job_id IN ({marks})", [repo, FailureClass.INFRA.value, *job_ids]))
 
 
+def infra_at(db: sqlite_utils.Database, repo: str,
+             shas: Sequence[str]) -> list[tuple[StoredEvidence, str | None]]:
+    """Failed runs at these commits classified infrastructure, with their job page URL."""
+    if not shas:
+        return []
+    marks = ",".join("?" * len(shas))
+    cols = ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))
+    return [(_evidence(row[:-1]), row[-1]) for row in db.execute(
+        f"SELECT {cols}, r.html_url FROM job_evidence e LEFT JOIN job_results r "
+        f"ON r.repo = e.repo AND r.job_id = e.job_id WHERE e.repo = ? AND e.class = ? "
+        f"AND e.sha IN ({marks}) ORDER BY e.job_key, e.job_name, e.job_id",
+        [repo, FailureClass.INFRA.value, *shas])]
+
+
 def pending_count(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT count(*) FROM job_evidence WHERE state = ?",
                       [WANTED]).fetchone()[0]
@@ -311,6 +325,32 @@ def open_alerts_with_suspect(db: sqlite_utils.Database, repo: str, sha: str) -> 
         "AND a.range_first_failing IS NOT NULL AND c.position <= a.range_first_failing "
         "AND (a.range_last_green IS NULL OR c.position > a.range_last_green) ORDER BY a.id",
         [sha, repo])]
+
+
+def infra_only_members(db: sqlite_utils.Database, repo: str,
+                       job_key: str) -> list[tuple[int, str]]:
+    """(alert id, infra cause) of open alerts where ``job_key`` is an active member none of
+    whose recorded failing commits counts as a failure any more, because its failed runs
+    there were classified infrastructure after it joined."""
+    found: list[tuple[int, str]] = []
+    for alert_id, branch, first, newest in db.execute(
+            "SELECT a.id, a.branch, j.first_failing_pos, j.newest_failing_pos FROM alerts a "
+            "JOIN alert_jobs j ON j.alert_id = a.id WHERE a.repo = ? AND a.state != 'resolved' "
+            "AND j.job_key = ? AND j.recovered = 0", [repo, job_key]).fetchall():
+        failing = db.execute(
+            "SELECT 1 FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
+            "AND status = 'failure' AND position BETWEEN ? AND ? LIMIT 1",
+            [repo, branch, job_key, first, newest]).fetchone()
+        if failing is not None:
+            continue
+        causes = [row[0] for row in db.execute(
+            "SELECT DISTINCT e.class_rule FROM job_evidence e JOIN commits c ON c.repo = e.repo "
+            "AND c.branch = ? AND c.sha = e.sha WHERE e.repo = ? AND e.job_key = ? "
+            "AND e.class = ? AND c.position BETWEEN ? AND ? ORDER BY e.class_rule",
+            [branch, repo, job_key, FailureClass.INFRA.value, first, newest])]
+        if causes:
+            found.append((alert_id, ", ".join(c or "infrastructure" for c in causes)))
+    return found
 
 
 def suspects_without_files(db: sqlite_utils.Database, per_alert: int) -> list[tuple[str, str]]:

@@ -51,6 +51,8 @@ def bad(text: str, name: str = NAME) -> str:
     ("resolve A5 reverted in  #123", Command(verb="resolve", alert_id=5,
                                              reason="reverted in #123")),
     ("resolve infra flake", Command(verb="resolve", reason="infra flake")),
+    ("retry", Command(verb="retry")),
+    ("retry A6", Command(verb="retry", alert_id=6)),
     ("bisect", Command(verb="bisect")),
     ("bisect A6 inductor / test (inductor_timm)",
      Command(verb="bisect", alert_id=6, job="inductor / test (inductor_timm)")),

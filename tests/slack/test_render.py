@@ -20,7 +20,15 @@ from bot.slack.render import (
     render_event,
     render_parent,
 )
-from bot.slack.view import AlertView, CommitView, EventKind, EventView, ExternalAlertView, JobView
+from bot.slack.view import (
+    AlertView,
+    CommitView,
+    EventKind,
+    EventView,
+    ExternalAlertView,
+    FailedRunView,
+    JobView,
+)
 from tests.fakes.slack_api import block_problems
 
 T0 = datetime(2024, 12, 9, 17, 29, tzinfo=UTC)
@@ -326,8 +334,10 @@ def test_actions_carry_the_alert_id() -> None:
     assert actions["type"] == "actions" and actions["block_id"] == "alert:42:actions"
     by_id = {e["action_id"]: e for e in actions["elements"]}
     assert list(by_id) == ["alert_ack", "alert_assign", "alert_snooze", "alert_bisect",
-                           "alert_resolve"]  # fmt: skip
+                           "alert_retry", "alert_resolve"]  # fmt: skip
     assert by_id["alert_ack"]["value"] == "42"
+    assert by_id["alert_retry"]["value"] == "42"
+    assert by_id["alert_retry"]["text"]["text"] == "Retry failed jobs"
     assert by_id["alert_assign"]["type"] == "users_select"
     assert [o["value"] for o in by_id["alert_snooze"]["options"]] == [
         "42|30m", "42|1h", "42|2h", "42|4h", "42|1d", "42|green"
@@ -536,3 +546,102 @@ def test_people_line_by_name_in_the_channel_by_mention_elsewhere() -> None:
     head = render_parent(named)[1][0]["text"]["text"]
     assert "On call: @inductor-oncall · Owners: @erin, @∗x∗" in head
     assert "<@" not in head and "<!subteam" not in head
+
+
+# ----------------------------------------------------------------------- evidence
+
+HF2 = "cuda12.8-py3.10-gcc9-sm86 / test (inductor_huggingface, 2, 3, linux.g5.4xlarge.nvidia.gpu)"
+
+
+def run(name: str = HF2, **kw: Any) -> FailedRunView:
+    fields: dict[str, Any] = {"key": "inductor / test (inductor_huggingface)", "job_name": name,
+                              "url": "https://github.com/pytorch/pytorch/actions/runs/1/job/2",
+                              "state": "done", "line": "RuntimeError: bad tiling",
+                              "kind": "test", "signature": "RuntimeError: bad tiling"}
+    return FailedRunView(**(fields | kw))
+
+
+def shard(config: str, i: int, n: int) -> str:
+    return f"cuda12.8-py3.10-gcc9-sm86 / test ({config}, {i}, {n}, linux.g5.4xlarge.nvidia.gpu)"
+
+
+def test_runs_failing_alike_share_one_line_and_infra_is_shown_apart() -> None:
+    runs = (run(shard("inductor_huggingface", 1, 3)), run(shard("inductor_huggingface", 2, 3)),
+            run(shard("inductor_timm", 1, 1), key="inductor / test (inductor_timm)"),
+            run(shard("inductor_torchbench", 1, 2), line="AssertionError: accuracy",
+                signature="AssertionError: accuracy"),
+            run(shard("inductor_huggingface", 3, 3), kind="infra", cause="runner lost",
+                line="##[error]The runner has received a shutdown signal.",
+                signature="infra: runner lost"),
+            run(shard("inductor_torchbench", 2, 2), state="wanted", line=None, kind=None,
+                signature=None))
+    text = all_text(render_parent(alert(failed_runs=runs))[1])
+    assert "*What failed* (newest failing commit)" in text
+    assert ("• `RuntimeError: bad tiling` — same error in 3 jobs: "
+            "<https://github.com/pytorch/pytorch/actions/runs/1/job/2|inductor_huggingface 1/3>"
+            ) in text
+    assert "timm 1/1>\n• `AssertionError: accuracy` — <" in text
+    assert "• _log not read yet_ — <" in text
+    assert "*Infrastructure failures* (not a regression" in text
+    assert "• runner lost — <https://github.com/pytorch/pytorch/actions/runs/1/job/2|" \
+           "inductor_huggingface 3/3>" in text
+    assert "bad tiling`\n" not in text.split("*What failed*")[0], "job lines do not repeat it"
+
+
+def test_without_any_evidence_the_job_keeps_its_own_failure_line() -> None:
+    view = alert(jobs=(job(failure_line="RuntimeError: CUDA error"),),
+                 failed_runs=(run(state="none", line=None, kind=None, signature=None),))
+    text = all_text(render_parent(view)[1])
+    assert "*What failed*" not in text
+    assert "`RuntimeError: CUDA error`" in text
+
+
+def test_each_job_says_whether_it_looks_real_or_flaky_and_why() -> None:
+    jobs = (job(verdict="real", evidence=("the same error on 4 failing commits in a row",)),
+            job("inductor / test (dynamic)", verdict="flaky",
+                evidence=("shard 2/3 passed on a rerun at abc1234",)),
+            job("inductor / test (cpu)", verdict="unclear",
+                evidence=("the same error on 2 failing commits in a row",),
+                against=("2 different errors on 3 failing commits",)),
+            job("inductor / test (aot)", verdict="unclear", evidence=("no error lines yet",)))
+    text = all_text(render_parent(alert(jobs=jobs))[1])
+    assert ":dart: looks real: the same error on 4 failing commits in a row" in text
+    assert ":game_die: looks flaky: shard 2/3 passed on a rerun at abc1234" in text
+    assert (":grey_question: unclear: the same error on 2 failing commits in a row; but 2 "
+            "different errors on 3 failing commits") in text
+    assert "no error lines yet" not in text, "nothing to say is not said"
+
+
+def test_ranked_suspects_come_most_likely_first_with_their_reasons() -> None:
+    culprit = CommitView(sha="b" * 40, title="[inductor] new tiling", author="dev1",
+                         reasons=("touches torch/_inductor/codegen/triton.py, named in the "
+                                  "traceback (innermost frame)",
+                                  "in the route's code area (torch/_inductor/**)"), score=11)
+    other = CommitView(sha="a" * 40, title="docs", reasons=(), score=0)
+    view = alert(suspects=(culprit, other), first_red=culprit, ranked=True)
+    text = all_text(render_parent(view)[1])
+    assert "*2 suspects*, most likely first" in text
+    assert text.index("new tiling") < text.index("docs")
+    assert ("↳ touches `torch/_inductor/codegen/triton.py`, named in the traceback (innermost "
+            "frame); in the route's code area (`torch/_inductor/**`)") in text
+    plain = all_text(render_parent(replace(view, ranked=False))[1])
+    assert "most likely first" not in plain and "↳" not in plain
+
+
+def test_hostile_evidence_stays_inert_and_within_limits() -> None:
+    line = ("<!channel> *bold* `tick` & <@U123> " * 200)[:5000]
+    runs = tuple(run(shard(f"cfg{i}", 1, 1), line=f"{line}{i}", signature=f"sig{i % 40}",
+                     url=f"https://x.example/{i}?<!channel>", kind="infra" if i % 5 == 0
+                     else "test", cause=line)
+                 for i in range(400))
+    suspects = tuple(CommitView(sha=f"{i:040x}", title=HOSTILE, reasons=(line, line), score=1)
+                     for i in range(300))
+    jobs = tuple(job(f"inductor / job {i}", verdict="unclear", evidence=(line,),
+                     against=(line,)) for i in range(30))
+    text, blocks = render_parent(alert(jobs=jobs, failed_runs=runs, suspects=suspects,
+                                       ranked=True))
+    assert block_problems(blocks) == []
+    assert len(blocks) <= 50
+    for piece in [text, *strings(blocks)]:
+        assert_no_leaks(piece)
+    assert "_+" in all_text(blocks)

@@ -32,6 +32,7 @@ BUTTONS: dict[str, Verb] = {
     "alert_bisect": "bisect",
     "alert_bisect_cancel": "bisect_cancel",
     "alert_resolve": "resolve",
+    "alert_retry": "retry",
 }
 _BLOCK_ID = re.compile(r"^alert:([0-9]{1,9}):")
 

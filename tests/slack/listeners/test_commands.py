@@ -153,3 +153,12 @@ def test_unsigned_stale_or_forged_requests_are_refused(slack: SlackSide) -> None
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert unsigned.status_code == 401
     assert slack.row()["acked_by"] is None and slack.fake.responses() == []
+
+
+def test_retry_is_gated_like_bisect_and_needs_a_token(slack: SlackSide) -> None:
+    before = len(slack.kinds())
+    assert "Only <@U1>, <!subteam^S0FIXERS> may retry jobs of" in \
+        slack.command("retry", user="U5").text()
+    assert "Retrying needs `GITHUB_TOKEN`" in slack.command("retry A1", user="U2").text()
+    assert slack.kinds()[before:] == [], "nothing was recorded"
+    assert "`/inductor retry [ID]`" in slack.command("help").text()

@@ -1,0 +1,1 @@
+"""Reruns of failed jobs asked for from Slack (the Retry button and ``/inductor retry``)."""
