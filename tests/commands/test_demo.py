@@ -63,7 +63,8 @@ def test_three_red_commits_open_one_alert_with_jobs_logs_range_and_suspect(
     assert "[1] https://github.com/pytorch/pytorch/actions/runs/" in parent
     assert f"• 2ba98c1[3] {CULPRIT} — alice-dev (#150123[4])" in lines
     assert any(line.startswith("Regression range: last green 3b6b702[") for line in lines)
-    assert "[ Acknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Retry failed jobs ]  [ Resolve ]" in lines
+    assert ("[ Acknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Retry failed jobs ]  "
+            "[ Resolve ]") in lines
     # the on-call is paged in a new message of the thread, the one mention of the opening
     assert "  ↳ @S0SHERIFFS 🚨 New alert for the on-call: [P2] broken-inductor" in step
     # timm joins in the same first minutes: the parent's edit says so, the thread stays quiet

@@ -148,8 +148,10 @@ def test_a_whole_incident_is_shown_answered_and_nothing_reaches_slack(
     edited = console.shown("edited ──", "Acknowledged by @U1")
     assert edited.splitlines()[1:] == [  # what changed, as a reader notices it
         "- 🔴 Open · nobody on it yet", "+ 👀 Acknowledged by @U1",
-        "- [ Acknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Retry failed jobs ]  [ Resolve ]",
-        "+ [ Unacknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Retry failed jobs ]  [ Resolve ]"]
+        "- [ Acknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Retry failed jobs ]  "
+        "[ Resolve ]",
+        "+ [ Unacknowledge ]  [ Assign… ▾ ]  [ Snooze… ▾ ]  [ Bisect ]  [ Retry failed jobs ]  "
+        "[ Resolve ]"]
     reply = console.shown("reply in the thread of", "Acknowledged by")
     assert reply.splitlines()[1] == "  ↳ 👀 Acknowledged by u1", "named as the command named them"
 
