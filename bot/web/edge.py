@@ -4,8 +4,9 @@ uvicorn waits for request headers forever, so every half-sent request holds a fi
 descriptor until the client gives up. This protocol (uvicorn's own h11 protocol, plus
 two rules) closes a connection whose headers do not arrive within ``HEADER_TIMEOUT``,
 and, once more than ``MAX_CONNECTIONS`` are open, closes the connection that has waited
-longest for its headers to make room: a client that sends a whole request at once is
-never the one dropped. Bodies are bounded in ``bot.web.limits``.
+longest without a request in progress (half-sent headers, or idle between keep-alive
+requests) to make room: a request being served is never the one dropped. Bodies are
+bounded in ``bot.web.limits``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type[H11Pro
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._await_headers()
             if len(self.connections) > max_connections and waiting:
                 _, oldest = waiting.popitem(last=False)
-                log.warning("%d connections open (MAX_CONNECTIONS %d): closing one that sent "
-                            "no request", len(self.connections), max_connections)
+                log.warning("%d connections open (MAX_CONNECTIONS %d): closing one that is "
+                            "not sending a request", len(self.connections), max_connections)
                 oldest._close_idle()
+            self._await_headers()
 
         def data_received(self, data: bytes) -> None:
             if self.cycle is None or self.cycle.response_complete:
@@ -58,17 +59,20 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type[H11Pro
 
         def on_response_complete(self) -> None:
             super().on_response_complete()  # keep-alive: uvicorn's own idle timeout runs
-
-        def _await_headers(self) -> None:
-            if self._header_timer is None:
-                self._header_timer = self.loop.call_later(header_timeout, self._close_idle)
-                waiting[id(self)] = self
+            if not self.transport.is_closing():
+                waiting[id(self)] = self  # idle between requests: first to go when full
 
         def _headers_arrived(self) -> None:
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
             waiting.pop(id(self), None)
+
+        def _await_headers(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(header_timeout, self._close_idle)
+            waiting.pop(id(self), None)
+            waiting[id(self)] = self  # (re)queued at the newest end
 
         def _close_idle(self) -> None:
             self._headers_arrived()

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -38,6 +38,8 @@ class ServeProcess:
                     "LOG_LEVEL": "INFO", **env}
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        # run in the child before exec: lower a resource limit, drop to another user
+        self.preexec: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -57,7 +59,7 @@ class ServeProcess:
             log.flush()
             self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=self.env,
                                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=self.preexec)
         self.starts += 1
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as client:
