@@ -172,6 +172,37 @@ github_payloads = st.sampled_from(GITHUB_TEMPLATES).flatmap(
 GRAFANA_TEMPLATES = [json.loads(p.read_text()) for p in fixture_files("grafana", "*.json")]
 grafana_payloads = st.sampled_from(GRAFANA_TEMPLATES).flatmap(mutations) | json_values
 
+# signed but absurd (#12.11, 13): what broke the parsers, stores and bisects before
+HOSTILE_SCALARS = [2**63, -(2**63) - 1, 10**20, 2**64 + 1, 1e308 * 10, "\ud800", "x\udfffy",
+                   "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
+                   "0002-01-01T00:30:00+01:00", "HEAD~3", "-1", "+1", "\u0661", " 1",
+                   "<https://evil.example|Re-authenticate here>", "<!channel>"]
+hostile_scalars = st.sampled_from(HOSTILE_SCALARS)
+nested = st.integers(min_value=60, max_value=3000).map(lambda n: {"deep": json.loads(
+    "[" * min(n, 900) + "]" * min(n, 900))} if n < 900 else {"deep": "NESTED"})
+
+
+def hostile(template: Any) -> st.SearchStrategy[Any]:
+    """``template`` with one to three nodes replaced by an absurd value or deep nesting."""
+    one = st.tuples(st.sampled_from(list(paths(template))[1:]), hostile_scalars | nested)
+
+    def apply(changes: list[tuple[tuple[Any, ...], Any]]) -> Any:
+        document = template
+        for path, value in changes:
+            try:
+                document = replaced(document, path, value, False)
+            except (KeyError, IndexError, TypeError):
+                continue
+        return document
+
+    return st.lists(one, min_size=1, max_size=3).map(apply)
+
+
+def encode(document: Any, depth: int = 2000) -> bytes:
+    """JSON text; a ``"NESTED"`` marker becomes nesting deeper than json.dumps would write."""
+    text = json.dumps(document)
+    return text.replace('"NESTED"', "[" * depth + "]" * depth).encode()
+
 
 # --- what every answer must be --------------------------------------------------------------
 
@@ -240,7 +271,29 @@ def test_github_signed_random_bytes(server: Server, body: bytes, event: str) -> 
                                                                               body)})
 
 
+@FUZZ
+@given(sample=st.sampled_from(GITHUB_TEMPLATES).flatmap(
+    lambda d: st.tuples(st.just(d["event"]), hostile(d["payload"]))))
+def test_github_signed_hostile_shapes_are_4xx(server: Server, sample: tuple[str, Any]) -> None:
+    event, payload = sample
+    body = encode(payload)
+    before = server.counts()
+    answer = server.http.post("/github/webhook", content=body, headers={
+        "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": sign_github(GITHUB_SECRET, body)})
+    check_answer(server, answer, before)
+    assert "redeliver" not in answer.text or answer.status_code == 503, answer.text
+
+
 # --- Grafana --------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(payload=st.sampled_from(GRAFANA_TEMPLATES).flatmap(hostile))
+def test_grafana_hostile_shapes_are_4xx(server: Server, payload: Any) -> None:
+    post(server, "/grafana/webhook", encode(payload),
+         {"Content-Type": "application/json", "Authorization": f"Bearer {GRAFANA_TOKEN}"})
 
 
 @FUZZ
@@ -321,6 +374,20 @@ ACTION_IDS = ["alert_ack", "alert_unack", "alert_bisect", "alert_bisect_cancel",
 def test_slack_interactive_payloads(server: Server, template: Any, raw: bool) -> None:
     text = json.dumps(template).replace("RESPONSE_URL", server.slack.response_url("fuzz"))
     if raw:  # a JSON body where Slack would send a form
+        slack_post(server, text.encode(), content_type="application/json")
+    else:
+        slack_post(server, urlencode({"payload": text}).encode())
+
+
+@FUZZ
+@given(template=st.builds(block_action, st.sampled_from(ACTION_IDS),
+                          st.sampled_from(["1", "-1", "+1", "\u0661", " 1", "1|2h", "-1|2h"]),
+                          st.just("alert:1:x")).flatmap(hostile),
+       raw=st.booleans())
+def test_slack_hostile_shapes(server: Server, template: Any, raw: bool) -> None:
+    text = encode(template).decode().replace("RESPONSE_URL",
+                                             server.slack.response_url("fuzz"))
+    if raw:
         slack_post(server, text.encode(), content_type="application/json")
     else:
         slack_post(server, urlencode({"payload": text}).encode())
