@@ -500,3 +500,52 @@ def m010_failure_evidence(db: Database) -> None:
         CREATE INDEX job_retries_alert ON job_retries (alert_id);
         """
     )
+
+
+@migrations()
+def m011_outbox_pending(db: Database) -> None:
+    """What the Slack outbox still owes, kept apart so finding it costs O(pending work).
+
+    ``outbox_parents`` holds alerts whose parent message is missing or shows an older
+    version; ``outbox_events`` holds timeline events whose thread reply is not settled.
+    Triggers add rows wherever alerts, events and parents change, so no writer can
+    forget; the sender removes a row when Slack has what it stands for. Without them
+    every pass read every event of every alert ever opened.
+    """
+    db.executescript(
+        """
+        CREATE TABLE outbox_parents (alert_id INTEGER PRIMARY KEY);
+        CREATE TABLE outbox_events (
+            event_id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL
+        );
+        CREATE INDEX outbox_events_alert ON outbox_events (alert_id, event_id);
+
+        CREATE TRIGGER outbox_alert_opened AFTER INSERT ON alerts BEGIN
+            INSERT OR IGNORE INTO outbox_parents (alert_id) VALUES (new.id);
+        END;
+        CREATE TRIGGER outbox_alert_changed AFTER UPDATE OF version ON alerts
+        WHEN new.version IS NOT old.version BEGIN
+            INSERT OR IGNORE INTO outbox_parents (alert_id) VALUES (new.id);
+        END;
+        CREATE TRIGGER outbox_parent_lost AFTER UPDATE OF ts ON slack_parents
+        WHEN new.ts IS NULL BEGIN
+            INSERT OR IGNORE INTO outbox_parents (alert_id) VALUES (new.alert_id);
+        END;
+        CREATE TRIGGER outbox_parent_dropped AFTER DELETE ON slack_parents BEGIN
+            INSERT OR IGNORE INTO outbox_parents (alert_id) VALUES (old.alert_id);
+        END;
+        CREATE TRIGGER outbox_event_added AFTER INSERT ON alert_events BEGIN
+            INSERT OR IGNORE INTO outbox_events (event_id, alert_id)
+            VALUES (new.id, new.alert_id);
+        END;
+
+        INSERT INTO outbox_parents (alert_id)
+            SELECT a.id FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id
+            WHERE p.ts IS NULL OR p.rendered_version < a.version;
+        INSERT INTO outbox_events (event_id, alert_id)
+            SELECT e.id, e.alert_id FROM alert_events e
+            LEFT JOIN slack_replies r ON r.event_id = e.id
+            WHERE r.event_id IS NULL OR r.state = 'pending';
+        """
+    )

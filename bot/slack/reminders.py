@@ -31,8 +31,11 @@ def run_nudges(store: Store, routes: Mapping[str, Route], now: datetime,
     """
     sent: dict[int, str] = {}
     for alert_id in triage_store.open_alert_ids(store.db):
+        # read outside the write transaction: webhooks wait on the write lock, not on this
+        sha = triage_store.snooze_sha(store.db, alert_id)
+        seen = (sha,) if sha and triage_store.sha_has_results(store.db, alert_id, sha) else ()
         with store.transaction() as db:
-            kind = triage_store.send_due_nudge(db, alert_id, routes, now)
+            kind = triage_store.send_due_nudge(db, alert_id, routes, now, seen_shas=seen)
         if kind is not None:
             sent[alert_id] = kind
     if sent:

@@ -609,11 +609,8 @@ class Sender:
         self.health.error("slack", f"{target}: {exc}")
 
     def _report_health(self) -> None:
-        snapshot = outbox.backlog(self.store.db)
-        permanent = [f for f in snapshot["failures"] if f["permanent"]]  # type: ignore[union-attr]
+        """Permanent failures become a /healthz problem; the backlog counts are /healthz's own."""
+        permanent = outbox.permanent_failures(self.store.db)
         self.health.problem(
             "slack", None if not permanent else
-            "; ".join(f"{f['target']} in {f['channel']}: {f['error']}" for f in permanent))
-        self.health.note("slack", f"{snapshot['parents_pending']} parent(s), "
-                                  f"{snapshot['events_pending']} event(s) pending")
-
+            "; ".join(f"{target} in {channel}: {error}" for target, channel, error in permanent))

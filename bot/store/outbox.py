@@ -41,13 +41,15 @@ class ReplyDue:
 def parents_due(db: sqlite_utils.Database, now: datetime) -> list[ParentDue]:
     """Alerts without a parent message, or whose parent shows an older version.
 
-    Alerts still waiting for their first message come first: a new alert must not queue
-    behind the paced edits of older ones (an edit is late by as much, and notifies nobody).
+    Read from ``outbox_parents``: the cost follows the alerts with work, not every alert
+    ever opened. Alerts still waiting for their first message come first: a new alert
+    must not queue behind the paced edits of older ones (an edit is late by as much, and
+    notifies nobody).
     """
     rows = db.execute(
         "SELECT a.id, a.version, p.channel, p.ts, coalesce(p.rendered_version, 0), "
-        "p.post_started_at, coalesce(p.console, 0) "
-        "FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id "
+        "p.post_started_at, coalesce(p.console, 0) FROM outbox_parents o "
+        "JOIN alerts a ON a.id = o.alert_id LEFT JOIN slack_parents p ON p.alert_id = a.id "
         "WHERE (p.alert_id IS NULL OR p.ts IS NULL OR p.rendered_version < a.version) "
         "AND NOT EXISTS (SELECT 1 FROM slack_failures f WHERE f.target = 'parent:' || a.id "
         "AND f.retry_at > ?) ORDER BY p.ts IS NOT NULL, a.id LIMIT 50",
@@ -93,6 +95,19 @@ def record_parent(db: sqlite_utils.Database, alert_id: int, ts: str, version: in
         "covered_event_id = max(covered_event_id, ?), console = ? WHERE alert_id = ?",
         [ts, version, to_iso(now), to_iso(now), covered_event_id, int(console), alert_id],
     )
+    _parent_settled(db, alert_id)
+
+
+def _parent_settled(db: sqlite_utils.Database, alert_id: int) -> None:
+    """Drop the alert from ``outbox_parents`` once its posted parent shows its version.
+
+    Checked against the rows, not the caller's render: a version bumped meanwhile (the
+    trigger re-adds nothing to a row already there) keeps the alert pending.
+    """
+    db.execute(
+        "DELETE FROM outbox_parents WHERE alert_id = ? AND EXISTS (SELECT 1 FROM alerts a "
+        "JOIN slack_parents p ON p.alert_id = a.id WHERE a.id = ? AND p.ts IS NOT NULL "
+        "AND p.rendered_version >= a.version)", [alert_id, alert_id])
 
 
 def forget_console_parent(db: sqlite_utils.Database, alert_id: int) -> None:
@@ -120,6 +135,7 @@ def record_update(db: sqlite_utils.Database, alert_id: int, version: int, now: d
         "WHERE alert_id = ?",
         [version, to_iso(now), alert_id],
     )
+    _parent_settled(db, alert_id)
 
 
 def posted_parent(db: sqlite_utils.Database, alert_id: int) -> tuple[str, str] | None:
@@ -146,23 +162,39 @@ def replies_due(db: sqlite_utils.Database, now: datetime, limit: int = 100,
                 console: bool = False) -> list[ReplyDue]:
     """Events with no settled reply yet, oldest first, for alerts whose parent is posted.
 
-    Outside console mode a parent only printed in console mode has no thread to reply in.
+    Read from ``outbox_events``, so the cost follows the pending events. An event waits
+    while it, or an earlier event of its alert, is backing off: thread replies arrive in
+    timeline order. Outside console mode a parent only printed in console mode has no
+    thread to reply in.
     """
     rows = db.execute(
         "SELECT e.id, e.alert_id, e.kind, p.channel, p.ts, p.covered_event_id, "
-        "r.post_started_at FROM alert_events e "
-        "JOIN slack_parents p ON p.alert_id = e.alert_id AND p.ts IS NOT NULL "
+        "r.post_started_at FROM outbox_events o JOIN alert_events e ON e.id = o.event_id "
+        "JOIN slack_parents p ON p.alert_id = o.alert_id AND p.ts IS NOT NULL "
         "AND (p.console = 0 OR ?) "
-        "LEFT JOIN slack_replies r ON r.event_id = e.id "
-        "WHERE (r.event_id IS NULL OR r.state = 'pending') "
-        # an event waits while it, or an earlier event of its alert, is backing off:
-        # thread replies must arrive in timeline order
-        "AND NOT EXISTS (SELECT 1 FROM slack_failures f JOIN alert_events e2 "
-        "ON f.target = 'reply:' || e2.id WHERE e2.alert_id = e.alert_id AND e2.id <= e.id "
-        "AND f.retry_at > ?) ORDER BY e.id LIMIT ?",
-        [int(console), to_iso(now), limit],
-    ).fetchall()
-    return [ReplyDue(r[0], r[1], r[2], r[3], r[4], r[5], from_iso(r[6])) for r in rows]
+        "LEFT JOIN slack_replies r ON r.event_id = o.event_id "
+        "WHERE (r.event_id IS NULL OR r.state = 'pending') ORDER BY o.event_id",
+        [int(console)],
+    )
+    held = _backing_off(db, now)
+    due: list[ReplyDue] = []
+    for r in rows:
+        first_held = held.get(r[1])
+        if first_held is not None and r[0] >= first_held:
+            continue
+        due.append(ReplyDue(r[0], r[1], r[2], r[3], r[4], r[5], from_iso(r[6])))
+        if len(due) >= limit:
+            break
+    return due
+
+
+def _backing_off(db: sqlite_utils.Database, now: datetime) -> dict[int, int]:
+    """alert id -> its oldest event whose reply is waiting out a failure."""
+    rows = db.execute(
+        "SELECT o.alert_id, min(o.event_id) FROM slack_failures f JOIN outbox_events o "
+        "ON o.event_id = CAST(substr(f.target, 7) AS INTEGER) "
+        "WHERE f.target LIKE 'reply:%' AND f.retry_at > ? GROUP BY o.alert_id", [to_iso(now)])
+    return {row[0]: row[1] for row in rows}
 
 
 def settle_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, state: str,
@@ -175,6 +207,7 @@ def settle_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, state:
         [event_id, alert_id, state, ts, to_iso(now)],
     )
     db.execute("DELETE FROM slack_failures WHERE target = ?", [f"reply:{event_id}"])
+    db.execute("DELETE FROM outbox_events WHERE event_id = ?", [event_id])
 
 
 def start_reply(db: sqlite_utils.Database, event_id: int, alert_id: int, now: datetime,
@@ -283,18 +316,24 @@ def failure_attempts(db: sqlite_utils.Database, target: str) -> int:
     return 0 if row is None else int(row[0])
 
 
+def permanent_failures(db: sqlite_utils.Database) -> list[tuple[str, str | None, str]]:
+    """(target, channel, error) of failures that need a human; the table holds only failures."""
+    return [(r[0], r[1], r[2]) for r in db.execute(
+        "SELECT target, channel, error FROM slack_failures WHERE permanent = 1 "
+        "ORDER BY first_at LIMIT 20")]
+
+
 def clear_failure(db: sqlite_utils.Database, target: str) -> None:
     db.execute("DELETE FROM slack_failures WHERE target = ?", [target])
 
 
 def backlog(db: sqlite_utils.Database) -> dict[str, object]:
-    """For /healthz: how much Slack still owes and which failures need a human."""
-    parents = db.execute(
-        "SELECT count(*) FROM alerts a LEFT JOIN slack_parents p ON p.alert_id = a.id "
-        "WHERE p.ts IS NULL OR p.rendered_version < a.version").fetchone()[0]
-    replies = db.execute(
-        "SELECT count(*) FROM alert_events e LEFT JOIN slack_replies r ON r.event_id = e.id "
-        "WHERE r.event_id IS NULL OR r.state = 'pending'").fetchone()[0]
+    """For /healthz: how much Slack still owes and which failures need a human.
+
+    Counts the pending-work tables, so its cost follows the backlog, not the history.
+    """
+    parents = db.execute("SELECT count(*) FROM outbox_parents").fetchone()[0]
+    replies = db.execute("SELECT count(*) FROM outbox_events").fetchone()[0]
     failures = [
         {"target": r[0], "channel": r[1], "error": r[2], "attempts": r[3], "since": r[4],
          "retry_at": r[5], "permanent": bool(r[6])}

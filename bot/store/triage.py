@@ -161,30 +161,49 @@ def open_alert_ids(db: sqlite_utils.Database,
     return [row[0] for row in rows if routes is None or row[1] in routes]
 
 
-def sha_has_results(db: sqlite_utils.Database, alert_id: int, sha: str) -> bool:
-    """Whether any of the alert's jobs finished at ``sha`` (a prefix is enough).
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """``[prefix, next)``: every string that starts with ``prefix``, as an index range.
 
-    Snooze shas are validated hex, so they carry no LIKE wildcards.
+    ``sha LIKE 'abc%'`` cannot use the (repo, sha) index and reads every result of the
+    repository; ``sha >= 'abc' AND sha < 'abd'`` is an index range.
     """
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def sha_has_results(db: sqlite_utils.Database, alert_id: int, sha: str) -> bool:
+    """Whether any of the alert's jobs finished at ``sha`` (a prefix is enough)."""
+    if not sha:
+        return False
+    low, high = _prefix_range(sha)
     row = db.execute(
-        "SELECT 1 FROM job_results r JOIN alerts a ON a.repo = r.repo "
+        "SELECT 1 FROM alerts a JOIN job_results r ON r.repo = a.repo "
+        "AND r.sha >= ? AND r.sha < ? "
         "JOIN alert_jobs j ON j.alert_id = a.id AND j.job_key = r.job_key "
-        "WHERE a.id = ? AND r.sha LIKE ? AND r.status = 'completed' LIMIT 1",
-        [alert_id, sha + "%"]).fetchone()
+        "WHERE a.id = ? AND r.status = 'completed' LIMIT 1",
+        [low, high, alert_id]).fetchone()
     return row is not None
 
 
+def snooze_sha(db: sqlite_utils.Database, alert_id: int) -> str | None:
+    """The commit an alert is snoozed until, when it is snoozed until a commit."""
+    row = db.execute("SELECT snooze_sha FROM alerts WHERE id = ? AND snooze_kind = 'sha'",
+                     [alert_id]).fetchone()
+    return row[0] if row and row[0] else None
+
+
 def send_due_nudge(db: sqlite_utils.Database, alert_id: int, routes: Mapping[str, Route],
-                   now: datetime) -> str | None:
+                   now: datetime, seen_shas: Collection[str] = ()) -> str | None:
     """Record what is due for one alert as a timeline event; returns its kind, if any.
 
-    An alert whose route left the configuration keeps the default reminder policy.
+    ``seen_shas``: snooze commits already known to have results, looked up before the
+    write transaction (``sha_has_results`` reads results; it must not hold the write
+    lock while it does). An alert whose route left the configuration keeps the default
+    reminder policy.
     """
 
     def decide(s: TriageState) -> Transition | None:
         route = routes.get(s.route) or Route(name=s.route)
-        has_results = (s.snooze_kind == "sha" and bool(s.snooze_sha)
-                       and sha_has_results(db, alert_id, s.snooze_sha or ""))
+        has_results = s.snooze_kind == "sha" and bool(s.snooze_sha) and s.snooze_sha in seen_shas
         due = rules.due_nudges(s, route, now, sha_has_results=has_results)
         return rules.nudge_transition(s, due[0], now) if due else None
 
@@ -192,7 +211,8 @@ def send_due_nudge(db: sqlite_utils.Database, alert_id: int, routes: Mapping[str
 
 
 def _full_sha(db: sqlite_utils.Database, alert_id: int, prefix: str) -> str:
+    low, high = _prefix_range(prefix) if prefix else ("", "")
     rows = db.execute(
-        "SELECT c.sha FROM commits c JOIN alerts a ON a.repo = c.repo AND a.branch = c.branch "
-        "WHERE a.id = ? AND c.sha LIKE ? LIMIT 2", [alert_id, prefix + "%"]).fetchall()
+        "SELECT c.sha FROM alerts a JOIN commits c ON c.repo = a.repo AND c.branch = a.branch "
+        "AND c.sha >= ? AND c.sha < ? WHERE a.id = ? LIMIT 2", [low, high, alert_id]).fetchall()
     return rows[0][0] if len(rows) == 1 else prefix

@@ -365,6 +365,25 @@ def test_only_one_of_two_racing_starts_wins(world: World) -> None:
     assert len(world.events("bisect_started")) == 1
 
 
+def test_an_alert_resolved_while_a_bisect_starts_is_not_bisected(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The open check is made again inside the write transaction that records the bisect."""
+    from bot.bisect import service
+
+    choose = service._choose_job
+
+    def resolve_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        chosen = choose(*args, **kwargs)
+        with world.bot.store.transaction() as db:  # another request resolves it now
+            alert_store.resolve(db, world.alert_id, world.clock(), reason="fixed")
+        return chosen
+
+    monkeypatch.setattr(service, "_choose_job", resolve_meanwhile)
+    answer = world.start()
+    assert not answer.ok and answer.code == "resolved", answer
+    assert world.bot.store.db.execute("SELECT count(*) FROM bisects").fetchone()[0] == 0
+
+
 def test_cancel_stops_the_bisect(world: World) -> None:
     assert world.start().ok
     world.tick()

@@ -26,9 +26,18 @@ class Queryable(Protocol):
 
 
 def outbox_empty(db: Queryable) -> bool:
-    """Every alert version drawn in Slack and every timeline event settled."""
+    """Every alert version drawn in Slack and every timeline event settled.
+
+    Judged from the full tables; once empty, the pending-work tables the sender reads
+    (kept by triggers) must agree, or the sender would be blind to (or stuck on) work.
+    """
     parents, replies = db.execute(OUTBOX_PENDING).fetchone()
-    return parents == 0 and replies == 0
+    if parents or replies:
+        return False
+    queued = db.execute("SELECT (SELECT count(*) FROM outbox_parents), "
+                        "(SELECT count(*) FROM outbox_events)").fetchone()
+    assert tuple(queued) == (0, 0), f"pending-work tables disagree: {tuple(queued)}"
+    return True
 
 
 def _meta(message: Mapping[str, Any], key: str) -> Any:
