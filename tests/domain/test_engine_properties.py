@@ -393,7 +393,7 @@ def active_members(views: list[AlertView]) -> dict[str, MemberView]:
 
 def dump(store: Store) -> dict[str, list[tuple[object, ...]]]:
     db = store.db
-    return {t: db.execute(f"SELECT * FROM [{t}] ORDER BY 1, 2").fetchall()
+    return {t: sorted(db.execute(f"SELECT * FROM [{t}]").fetchall(), key=repr)
             for t in db.table_names() if not t.startswith(("_", "sqlite_"))}
 
 
