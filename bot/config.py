@@ -62,6 +62,7 @@ class Settings:
     disk_free_min_bytes: int = 64 * 1024 * 1024  # /healthz 503 below this free space
     db_lock_alarm: float = 30.0  # /healthz 503 when the write lock is unobtainable this long
     sender_stuck_after: float = 120.0  # /healthz 503 when the sender makes no progress this long
+    sender_lease_ttl: float = 30.0  # seconds a sender's lease lasts unless renewed
     scheduler_enabled: bool = True
     digest_hour_utc: int | None = None  # daily digest per channel at this UTC hour; None: off
     routes: tuple[Route, ...] = field(default_factory=tuple)
@@ -83,7 +84,8 @@ _INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "git
                  "max_pending_body_bytes", "max_connections", "disk_free_min_bytes"}
 _BOOL_SETTINGS = {"scheduler_enabled"}
 _FLOAT_SETTINGS = {"slack_timeout", "header_timeout", "body_timeout", "webhook_store_timeout",
-                   "shutdown_timeout", "db_lock_alarm", "sender_stuck_after"}
+                   "shutdown_timeout", "db_lock_alarm", "sender_stuck_after",
+                   "sender_lease_ttl"}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

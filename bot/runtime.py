@@ -69,7 +69,8 @@ class Bot:
         self.sender = Sender(
             self.store, self.slack_api, self.routes, self.health,
             default_channel=self.default_channel, console=self.console,
-            **{"in_doubt_s": settings.slack_timeout, **pacing, **(sender_options or {})})
+            **{"in_doubt_s": settings.slack_timeout, "lease_ttl_s": settings.sender_lease_ttl,
+               **pacing, **(sender_options or {})})
         self.ingestor = Ingestor(self.store, settings.routes, clock, on_change=self.alerts_changed,
                                  on_too_old=TooOldNotices(self.health, clock),
                                  read_logs=bool(settings.github_token))

@@ -132,8 +132,8 @@ class Bisects:
             # it was read above, and a bisect of a resolved alert must never start
             current = alert_store.head(wdb, alert_id)
             if current is None or current.state == "resolved":
-                return StartOutcome(False, f"{alert} is already resolved; nothing to bisect.",
-                                    "resolved")
+                return Answer(False, f"{alert} is already resolved; nothing to bisect.",
+                              "resolved")
             refusal = limits.refusal(k, store.running_count(wdb, route_name))
             if refusal is not None:
                 return Answer(False, f"Cannot bisect {alert} now: {literal(str(refusal))}.",

@@ -92,6 +92,7 @@ class Sender:
         permanent_retry_s: float = 300.0,
         idle_poll_s: float = 2.0,
         in_doubt_s: float = 10.0,
+        lease_ttl_s: float = LEASE_TTL.total_seconds(),
         console: bool = False,
     ) -> None:
         self.store = store
@@ -106,6 +107,7 @@ class Sender:
         self.permanent_retry_s = permanent_retry_s
         self.idle_poll_s = idle_poll_s
         self.in_doubt_s = in_doubt_s
+        self.lease_ttl = timedelta(seconds=lease_ttl_s)
         self.console = console  # the api prints instead of sending (no SLACK_BOT_TOKEN)
         self.holder = leases.holder_id()
         self._next_free: dict[str, float] = {}
@@ -221,7 +223,7 @@ class Sender:
 
     def _hold_lease(self) -> None:
         with self.store.transaction() as db:
-            if not leases.acquire(db, LEASE, self.holder, LEASE_TTL, self.clock()):
+            if not leases.acquire(db, LEASE, self.holder, self.lease_ttl, self.clock()):
                 raise LeaseLost(LEASE)
 
     def _pass(self) -> bool:
