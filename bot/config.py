@@ -63,6 +63,9 @@ class Settings:
     db_lock_alarm: float = 30.0  # /healthz 503 when the write lock is unobtainable this long
     sender_stuck_after: float = 120.0  # /healthz 503 when the sender makes no progress this long
     sender_lease_ttl: float = 30.0  # seconds a sender's lease lasts unless renewed
+    retention_deliveries_days: int = 14  # webhook ledger rows older than this are deleted
+    retention_commits: int = 5000  # results and cells further behind the head are deleted
+    retention_resolved_days: int = 90  # timelines of alerts resolved longer ago are trimmed
     scheduler_enabled: bool = True
     digest_hour_utc: int | None = None  # daily digest per channel at this UTC hour; None: off
     routes: tuple[Route, ...] = field(default_factory=tuple)
@@ -81,7 +84,8 @@ def secret_values(settings: Settings) -> tuple[str, ...]:
 _INT_SETTINGS = {"port", "github_poll_interval", "github_backfill_commits", "github_log_interval",
                  "github_log_tail_bytes", "hud_poll_interval",
                  "hud_per_page", "hud_backfill_commits", "max_body_bytes", "digest_hour_utc",
-                 "max_pending_body_bytes", "max_connections", "disk_free_min_bytes"}
+                 "max_pending_body_bytes", "max_connections", "disk_free_min_bytes",
+                 "retention_deliveries_days", "retention_commits", "retention_resolved_days"}
 _BOOL_SETTINGS = {"scheduler_enabled"}
 _FLOAT_SETTINGS = {"slack_timeout", "header_timeout", "body_timeout", "webhook_store_timeout",
                    "shutdown_timeout", "db_lock_alarm", "sender_stuck_after",

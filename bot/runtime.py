@@ -31,13 +31,15 @@ from bot.slack.listing import routes_by_channel
 from bot.slack.reminders import NUDGE_INTERVAL_S, run_nudges
 from bot.slack.sender import Sender
 from bot.slack.triage import Triage
-from bot.store import outbox
+from bot.store import outbox, retention
 from bot.store.db import Store
 
 if TYPE_CHECKING:
     from bot.slack.bolt_app import SocketLink
 
 log = logging.getLogger(__name__)
+
+RETENTION_INTERVAL_S = 3600
 
 
 def utc_now() -> datetime:
@@ -139,6 +141,21 @@ class Bot:
             self.scheduler.every("digest", DIGEST_INTERVAL_S, self.post_digest)
         self.bisects.register(self.scheduler)
         self.retries.register(self.scheduler)
+        self.scheduler.every("retention", RETENTION_INTERVAL_S, self.run_retention,
+                             first_in=60.0)
+
+    def run_retention(self, now: datetime | None = None) -> retention.Pruned:
+        """Forget what a year of operation may forget (the scheduler's "retention" job)."""
+        s = self.settings
+        policy = retention.Policy(deliveries_days=s.retention_deliveries_days,
+                                  keep_commits=s.retention_commits,
+                                  resolved_days=s.retention_resolved_days)
+        pruned = retention.run(self.store, policy, now or self.clock())
+        if pruned:
+            log.info("retention: deleted %s", ", ".join(f"{n} {t}" for t, n in
+                                                        sorted(pruned.rows.items())))
+        self.health.ok("job:retention", note=f"last pass deleted {pruned.rows or 'nothing'}")
+        return pruned
 
     def run_nudges(self, now: datetime | None = None) -> dict[int, str]:
         """Reminders, escalations and snooze expiry due now (the scheduler's "nudges" job)."""

@@ -549,3 +549,18 @@ def m011_outbox_pending(db: Database) -> None:
             WHERE r.event_id IS NULL OR r.state = 'pending';
         """
     )
+
+
+@migrations(transactional=False)
+def m010_incremental_vacuum(db: Database) -> None:
+    """Let retention give freed pages back to the file system (``PRAGMA incremental_vacuum``).
+
+    ``auto_vacuum`` only changes with a full ``VACUUM``, which cannot run in a transaction
+    and rewrites the file once: on a database that grew for a long time this migration
+    takes a while (about a minute per GB), once.
+    """
+    # retention deletes old ledger rows by age
+    db.execute("CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received_at)")
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
