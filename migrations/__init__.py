@@ -552,7 +552,7 @@ def m011_outbox_pending(db: Database) -> None:
 
 
 @migrations(transactional=False)
-def m011_incremental_vacuum(db: Database) -> None:
+def m012_incremental_vacuum(db: Database) -> None:
     """Let retention give freed pages back to the file system (``PRAGMA incremental_vacuum``).
 
     ``auto_vacuum`` only changes with a full ``VACUUM``, which cannot run in a transaction

@@ -125,7 +125,7 @@ def vacuum_step(db: sqlite_utils.Database, pages: int = 2000) -> int:
     """Give up to ``pages`` free pages back to the file system; returns how many are left.
 
     Outside any transaction. A database created before incremental vacuum was switched
-    on (m011) has nothing to give back until a full ``VACUUM``.
+    on (m012) has nothing to give back until a full ``VACUUM``.
     """
     db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
     return int(db.execute("PRAGMA freelist_count").fetchone()[0])
