@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": ["bench/load.py", "--seconds", str(args.load_seconds), "--json"],
         "memory": ["bench/memory.py", "--commits", str(args.commits), "--json"],
         "messages": ["bench/messages.py", "--json"],
+        "suspects": ["bench/suspects.py", "--json"],
     }
     out = {name: run(argv_) for name, argv_ in commands.items()}
     shown = {name: f"`{PY} {' '.join(a for a in argv_ if a != '--json')}`"
@@ -135,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
                           f"k=3: {float(k3[3]):g} rounds ({float(k3[7]):g} with confirmation, "
                           f"{float(k3[9]):g} runs); binary search {float(binary[11]):g}",
                           shown["bisect"]))
+
+    suspects = summary(out["suspects"])
+    for kind, figures in (suspects or {}).items():
+        table.append((f"Suspect ranking, the log names {kind} (4..64 suspects)",
+                      f"top-1 {figures['top1']:.0%}, top-3 {figures['top3']:.0%}; bisect "
+                      f"rounds k=3 {figures['rounds_k3']:.2f} -> {figures['guided_k3']:.2f} "
+                      f"guided, binary {figures['rounds_k1']:.2f} -> "
+                      f"{figures['guided_k1']:.2f}", shown["suspects"]))
 
     print(f"\nREADME table ({date.today().isoformat()}):\n")
     print("| figure | value | command |")

@@ -564,3 +564,10 @@ def m012_incremental_vacuum(db: Database) -> None:
     if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         db.execute("VACUUM")
+
+
+@migrations()
+def m013_bisect_ranking(db: Database) -> None:
+    """The suspects a bisect favours, most likely first (``EVIDENCE.md`` section 5), kept
+    with the bisect so every tick (and a restart) plans from the same ranking."""
+    db.execute("ALTER TABLE bisects ADD COLUMN ranked_json TEXT NOT NULL DEFAULT '[]'")

@@ -35,6 +35,7 @@ from bot.domain.bisect_planner import (
 )
 from bot.domain.model import CellStatus, JobResult
 from bot.domain.route import Route
+from bot.domain.suspects import preferred
 from bot.domain.triage import Answer
 from bot.github.rest import ApiRateLimited, ApiUnavailable
 from bot.health import Health
@@ -43,8 +44,10 @@ from bot.slack.mrkdwn import literal
 from bot.store import alerts as alert_store
 from bot.store import bisects as store
 from bot.store import history
+from bot.store.alert_evidence import alert_evidence
 from bot.store.bisects import Bisect, Probe
 from bot.store.db import Store
+from bot.store.details import alert_detail
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +120,11 @@ class Bisects:
             db, repo, branch, member.last_green.position, member.first_failing.position))
         known = _known_results(db, repo, branch, member)
         limits = config.limits
+        ranked = _ranked(db, alert_id, route, suspects)
         try:
             state = replace(limits.state(member.last_green.sha, suspects, k),
-                            observations=tuple(Observation(sha, o) for sha, o in known))
+                            observations=tuple(Observation(sha, o) for sha, o in known),
+                            ranked=ranked)
         except ValueError as exc:
             return Answer(False, f"Cannot bisect {alert}: {literal(str(exc))}.", "limits")
         first = plan(state)
@@ -142,7 +147,8 @@ class Bisects:
                 bisect_id = store.insert(
                     wdb, alert_id=alert_id, route=route_name, repo=repo, branch=branch,
                     job_key=member.job_key, backend=config.backend, k=k, last_good=state.last_good,
-                    suspects=suspects, limits=asdict(limits), started_by=actor, now=now)
+                    suspects=suspects, limits=asdict(limits), started_by=actor, now=now,
+                    ranked=ranked)
             except sqlite3.IntegrityError:
                 running = store.running_for_alert(wdb, alert_id)
                 who = f" (started by <@{running.started_by}>)" if running and running.started_by \
@@ -155,7 +161,9 @@ class Bisects:
             alert_store.add_event(wdb, alert_id, "bisect_started", now, actor=actor,
                                   key=member.job_key, suspects=len(suspects), runs_per_round=k,
                                   max_runs=limits.max_runs, backend=config.backend,
-                                  candidates=len(first.candidates))
+                                  candidates=len(first.candidates),
+                                  likeliest=ranked[0] if ranked else None,
+                                  guided=bool(ranked and ranked[0] in first.to_test))
             store.set_alert_status(wdb, alert_id, _starting_text(len(suspects), first))
         self.on_change({alert_id})
         rounds = round_bound(max(len(first.candidates), 1), k)
@@ -393,7 +401,20 @@ def planner_state(bisect: Bisect, probes: Sequence[Probe]) -> BisectState:
                            if p.done and p.outcome is not None),
         in_flight=tuple(p.sha for p in probes if p.source == "run" and not p.done),
         runs_used=sum(1 for p in probes if p.source == "run"),
+        ranked=bisect.ranked,
     )
+
+
+def _ranked(db: sqlite_utils.Database, alert_id: int, route: Route | None,
+            suspects: Sequence[str]) -> tuple[str, ...]:
+    """The alert's suspects with positive evidence, most likely first, within ``suspects``:
+    the planner brackets the likeliest when that cannot cost a round (``BISECT.md``)."""
+    detail = alert_detail(db, alert_id)
+    if detail is None:
+        return ()
+    facts = alert_evidence(db, detail, code_area=route.code_area if route else ())
+    wanted = set(suspects)
+    return tuple(sha for sha in preferred(facts.ranking) if sha in wanted)
 
 
 

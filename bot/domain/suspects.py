@@ -282,6 +282,10 @@ def standout(ranking: Sequence[RankedSuspect]) -> RankedSuspect | None:
     return ranking[0]
 
 
+GUIDES_A_BISECT = OUTER_FRAME  # the least score that names a file: area alone is a guess
+
+
 def preferred(ranking: Sequence[RankedSuspect]) -> tuple[str, ...]:
-    """Suspects with positive evidence, most likely first: the probes a bisect may favour."""
-    return tuple(s.sha for s in ranking if s.score > 0)
+    """Suspects the failure lines point at (a named file or module, not just the code area),
+    most likely first: the probes a bisect may favour."""
+    return tuple(s.sha for s in ranking if s.score >= GUIDES_A_BISECT)

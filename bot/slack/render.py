@@ -794,6 +794,10 @@ def _bisect_started(event: EventView, alert: AlertView) -> str:
         if isinstance(per_round, int) and per_round > 0:
             rounds = bisect_rounds(suspects, per_round)
             text += f", {per_round} runs per round, about {rounds} rounds"
+    likeliest = event.data.get("likeliest")
+    if likeliest and event.data.get("guided"):
+        text += (f"; the first round brackets the likeliest suspect "
+                 f"{_commit_link(alert, str(likeliest))}")
     return text
 
 

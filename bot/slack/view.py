@@ -210,7 +210,8 @@ class EventView:
     - follows: {"previous": alert id, "previous_short": "A3", "url": its thread (sender)}
     - reminder: {"mentions": ["U1", "S2"], "age_s": float}
     - escalated: {"mentions": [...], "priority": "P1", "age_s": float}
-    - bisect_started: {"suspects": int, "runs_per_round": int, "key": str}
+    - bisect_started: {"suspects": int, "runs_per_round": int, "key": str,
+      "likeliest": sha (the top-ranked suspect), "guided": bool (its first round brackets it)}
     - bisect_round: {"round": int, "before": int, "after": int,
       "probes": [{"sha": str, "outcome": "pass"|"fail"|"inconclusive", "url": str,
       "detail": str}, ...]}

@@ -46,6 +46,7 @@ class Bisect:
     reason: str | None
     round: int
     reported_round: int
+    ranked: tuple[str, ...] = ()  # suspects the evidence points at, most likely first
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +76,19 @@ class Probe:
 
 _BISECT_COLUMNS = ("id, alert_id, route, repo, branch, job_key, backend, k, state, last_good, "
                    "suspects_json, limits_json, started_by, started_at, finished_at, culprit, "
-                   "reason, round, reported_round")
+                   "reason, round, reported_round, ranked_json")
 _PROBE_COLUMNS = ("id, bisect_id, sha, round, source, attempt, state, outcome, run_id, run_url, "
                   "dispatched_at, attempted_at, lookups, correlation_id, detail")
 
 
 def _bisect(row: tuple) -> Bisect:
     (id_, alert_id, route, repo, branch, job_key, backend, k, state, last_good, suspects,
-     limits, started_by, started_at, finished_at, culprit, reason, round_, reported) = row
+     limits, started_by, started_at, finished_at, culprit, reason, round_, reported,
+     ranked) = row
     return Bisect(id_, alert_id, route, repo, branch, job_key, backend, k, state, last_good,
                   tuple(json.loads(suspects)), json.loads(limits or "{}"), started_by,
                   from_iso(started_at) or datetime.min, from_iso(finished_at), culprit, reason,
-                  round_, reported)
+                  round_, reported, tuple(json.loads(ranked or "[]")))
 
 
 def _probe(row: tuple) -> Probe:
@@ -102,15 +104,16 @@ def _probe(row: tuple) -> Probe:
 
 def insert(db: sqlite_utils.Database, *, alert_id: int, route: str, repo: str, branch: str,
            job_key: str, backend: str, k: int, last_good: str, suspects: Iterable[str],
-           limits: Mapping[str, int], started_by: str | None, now: datetime) -> int:
+           limits: Mapping[str, int], started_by: str | None, now: datetime,
+           ranked: Iterable[str] = ()) -> int:
     """A new running bisect; ``sqlite3.IntegrityError`` when the alert already has one."""
     cursor = db.execute(
         "INSERT INTO bisects (alert_id, route, repo, branch, job_key, backend, k, state, "
-        "last_good, suspects_json, limits_json, started_by, started_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+        "last_good, suspects_json, limits_json, started_by, started_at, ranked_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
         [alert_id, route, repo, branch, job_key, backend, k, last_good,
          json.dumps(list(suspects)), json.dumps(dict(limits), sort_keys=True), started_by,
-         to_iso(now)],
+         to_iso(now), json.dumps(list(ranked))],
     )
     return int(cursor.lastrowid or 0)
 

@@ -23,14 +23,18 @@ from bot.bisect.culprit import author_slack_id, revert_hint
 from bot.bisect.github import GitHubDispatcher
 from bot.config import ConfigError, Settings
 from bot.domain.bisect_planner import round_bound
+from bot.domain.failure_classes import classify
+from bot.domain.failure_lines import from_reported
 from bot.domain.model import Commit, JobResult
 from bot.domain.route import Route
+from bot.domain.signatures import signature
 from bot.ingest.hud import parse_hud_page
 from bot.runtime import Bot
 from bot.slack.client import SlackError
 from bot.slack.people import user_id_by_email
 from bot.store import alerts as alert_store
 from bot.store import bisects as bisect_store
+from bot.store import evidence as evidence_store
 from bot.store.db import Store
 from bot.store.details import alert_detail
 from tests.fakes.github_api import FakeGitHub
@@ -639,3 +643,38 @@ def test_local_probes_of_one_checkout_share_one_backend_and_its_git_lock(tmp_pat
     assert bot.bisects.local.backend(elsewhere) is not bot.bisects.local.backend(config)
     bot.store.close()
 
+
+
+def test_evidence_guides_the_first_round_to_the_likeliest_suspect(world: World) -> None:
+    # the failing shard's traceback names a file that only the culprit touched
+    frame = "/opt/conda/lib/python3.10/site-packages/torch/_inductor/codegen/triton.py"
+    lines = ("Traceback (most recent call last):", f'  File "{frame}", line 3, in f',
+             "RuntimeError: bad tiling")
+    found = from_reported(lines)
+    classification = classify(lines, found)
+    culprit = world.trunk.shas[CULPRIT]
+    world.bot.ingestor.changed_files(REPO, [(culprit, ("torch/_inductor/codegen/triton.py",),
+                                             "")], "push")
+    failed = world.bot.store.db.execute(
+        "SELECT job_id, sha, job_key, job_name, workflow FROM job_results "
+        "WHERE conclusion = 'failure'").fetchall()
+    with world.bot.store.transaction() as db:
+        for job_id, sha, key, name, workflow in failed:
+            result = JobResult(repo=REPO, sha=sha, workflow=workflow, job_name=name,
+                               job_id=job_id, status="completed", conclusion="failure")
+            evidence_store.record(db, result, key, found, classification,
+                                  signature(found, classification), evidence_store.REPORTED,
+                                  world.clock())
+    started = world.start()
+    assert started.ok, started.text
+    assert world.last().ranked[0] == culprit
+    [begun] = world.events("bisect_started")
+    assert begun["likeliest"] == culprit and begun["guided"] is True
+    world.tick()  # round 1: the culprit and its parent are among the probes
+    assert {f"trunk/{culprit}", f"trunk/{world.trunk.shas[CULPRIT - 1]}"} <= {
+        d.ref for d in world.github.dispatches}
+    world.run_to_end()
+    [found_event] = world.events("bisect_found")
+    assert found_event["sha"] == culprit
+    assert len(world.events("bisect_round")) == 2, "one round to bracket it, one to confirm"
+    world.bot.store.close()
