@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.config import Settings
+from bot.domain.model import JobResult
 from bot.domain.route import Route
 from bot.runtime import Bot
 from bot.store import alerts as alert_store
-from bot.store import retention
+from bot.store import evidence, retention
 from bot.store.codec import to_iso
 from bot.store.db import Store
 from tests.support.alerts import broken_trunk, feed
@@ -40,12 +41,27 @@ def test_results_far_behind_the_head_go_unless_an_open_alert_reaches_back(
     [alert] = bot.store.db.execute("SELECT id FROM alerts WHERE state != 'resolved'").fetchall()
     kept = [r[0] for r in bot.store.db.execute(
         "SELECT position FROM commits ORDER BY position DESC LIMIT 20")]
+    shas = [r[0] for r in bot.store.db.execute("SELECT sha FROM commits")]
+    bot.ingestor.changed_files("pytorch/pytorch", [(sha, ("a.py",), "") for sha in shas], "push")
+    oldest = bot.store.db.execute("SELECT sha FROM commits ORDER BY position LIMIT 1").fetchone()
+    with bot.store.transaction() as db:  # an old failure whose log is still queued
+        evidence.want_log(db, JobResult(repo="pytorch/pytorch", sha=oldest[0], workflow="inductor",
+                                        job_name="test (x)", job_id=1, status="completed",
+                                        conclusion="failure"), "inductor / test (x)", clock())
+    evidence_before = bot.store.db.execute("SELECT count(*) FROM job_evidence").fetchone()[0]
     commits_before = bot.store.db.execute("SELECT count(*) FROM commits").fetchone()[0]
     pruned = bot.run_retention(clock())
     assert pruned.rows["job_results"] > 0 and pruned.rows["cells"] > 0
     assert min(positions_with_results(bot)) == min(kept)  # the newest 20 commits keep theirs
     assert bot.store.db.execute("SELECT min(position) FROM cells").fetchone()[0] == min(kept)
     assert bot.store.db.execute("SELECT count(*) FROM commits").fetchone()[0] == commits_before
+    # failure evidence and commit files go with the results they explain
+    assert pruned.rows["commit_files"] == 40
+    evidence_left = [r[0] for r in bot.store.db.execute(
+        "SELECT DISTINCT c.position FROM job_evidence e JOIN commits c ON c.sha = e.sha")]
+    assert evidence_left and min(evidence_left) >= min(kept)
+    assert pruned.rows["job_evidence"] == 1 == evidence_before - bot.store.db.execute(
+        "SELECT count(*) FROM job_evidence").fetchone()[0]
     # the open alert still reads its whole range and goes on as before
     assert alert_store.head(bot.store.db, alert[0]).state == "open"  # type: ignore[union-attr]
     assert not bot.run_retention(clock()), "a second pass found more to delete"
