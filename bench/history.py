@@ -126,7 +126,13 @@ def add_settled_alerts(store: Store, count: int, now: Any) -> None:
 def open_a_few(store: Store, history: History, commits: int, now: Any) -> None:
     """Open alerts the recurring jobs act on; one snoozed until a commit with no results."""
     with store.transaction() as db:
-        for n in range(5):
+        keys = [r[0] for r in db.execute("SELECT DISTINCT job_key FROM cells LIMIT 5")]
+        first, newest = (db.execute("SELECT position FROM commits WHERE sha = ?",
+                                    [history.sha(i)]).fetchone()[0]
+                         for i in (commits - 3, commits - 1))
+        green = db.execute("SELECT position FROM commits WHERE sha = ?",
+                           [history.sha(commits - 4)]).fetchone()[0]
+        for n, key in enumerate(keys):
             cursor = db.execute(
                 "INSERT INTO alerts (route, repo, branch, team, priority, title, state, "
                 "opened_at, version, snooze_kind, snooze_sha, snoozed_until) VALUES "
@@ -134,11 +140,12 @@ def open_a_few(store: Store, history: History, commits: int, now: Any) -> None:
                 [REPO, f"open breakage {n}", to_iso(now - timedelta(hours=1)),
                  "sha" if n == 0 else None, "0000abc" if n == 0 else None])
             db.execute("INSERT INTO alert_jobs (alert_id, job_key, streak, first_failing_sha, "
-                       "first_failing_pos, newest_failing_sha, newest_failing_pos, joined_at) "
-                       "VALUES (?, ?, 3, ?, ?, ?, ?, ?)",
-                       [cursor.lastrowid, f"inductor / {history.push_jobs[n].split(' / ')[1]}",
-                        history.sha(commits - 3), commits - 3, history.sha(commits - 1),
-                        commits - 1, to_iso(now)])
+                       "first_failing_pos, newest_failing_sha, newest_failing_pos, "
+                       "last_green_sha, last_green_pos, joined_at) "
+                       "VALUES (?, ?, 3, ?, ?, ?, ?, ?, ?, ?)",
+                       [cursor.lastrowid, key, history.sha(commits - 3), first,
+                        history.sha(commits - 1), newest, history.sha(commits - 4), green,
+                        to_iso(now)])
     settle_everything(store, now)
 
 
@@ -194,6 +201,25 @@ def measure(path: Path, history: History, commits: int) -> dict[str, float]:
     return figures
 
 
+def retained(path: Path, commits: int) -> None:
+    """The large database after one retention pass with the default settings."""
+    clock = Clock()
+    clock.now = START + SPACING * commits + timedelta(hours=2)
+    bot = Bot(Settings(database_path=str(path), routes=(Route(channel=CHANNEL),)), clock=clock)
+    before = db_mb(path)
+    started = time.perf_counter()
+    while bot.run_retention():  # one pass is bounded; the hourly job would go on next hour
+        pass
+    took = time.perf_counter() - started
+    kept = bot.store.db.execute("SELECT count(*) FROM job_results").fetchone()[0]
+    after = db_mb(path)
+    print(f"retention (defaults): {before:.0f} MB -> {after:.0f} MB in {took:.0f} s; "
+          f"{kept:,} results kept, {after * 2**20 / max(kept, 1):.0f} B per kept result",
+          flush=True)
+    bot.lanes.close()
+    bot.store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small-commits", type=int, default=96, help="about a day of trunk")
@@ -216,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             sizes[label] = (commits, results, db_mb(path), figures)
             print(f"{label}: {commits:,} commits, {results:,} results, {settled:,} settled "
                   f"alerts, {db_mb(path):.0f} MB, built in {built:.0f} s", flush=True)
+            if label == "large":
+                retained(path, commits)
         small, large = sizes["small"], sizes["large"]
         header = f"{'operation':<18} {'small ms':>9} {'large ms':>9} {'ratio':>6}  flat"
         print(header)

@@ -571,3 +571,14 @@ def m013_bisect_ranking(db: Database) -> None:
     """The suspects a bisect favours, most likely first (``EVIDENCE.md`` section 5), kept
     with the bisect so every tick (and a restart) plans from the same ranking."""
     db.execute("ALTER TABLE bisects ADD COLUMN ranked_json TEXT NOT NULL DEFAULT '[]'")
+
+
+@migrations()
+def m014_flaky_cells_index(db: Database) -> None:
+    """The newest flaky cells of a job, found without walking every cell of its history.
+
+    Flaky cells are rare (a fraction of a percent); the alert view reads a job's newest
+    ones, which walked the whole ``cells_walk`` range back until it found enough.
+    """
+    db.execute("CREATE INDEX cells_flaky ON cells (repo, branch, job_key, position) "
+               "WHERE status = 'flaky'")

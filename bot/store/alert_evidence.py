@@ -226,9 +226,10 @@ def _flaky_nearby(db: sqlite_utils.Database, repo: str, branch: str,
 def _seen_flaky(db: sqlite_utils.Database, repo: str, branch: str, key: str) -> set[str]:
     """Tests that failed in a run behind one of the job's newest flaky cells."""
     shas = [row[0] for row in db.execute(
-        "SELECT sha FROM cells WHERE repo = ? AND branch = ? AND job_key = ? AND status = ? "
-        "ORDER BY position DESC LIMIT ?",
-        [repo, branch, key, CellStatus.FLAKY.value, FLAKY_HISTORY])]
+        # the literal (not a parameter) lets SQLite use the partial index cells_flaky
+        f"SELECT sha FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
+        f"AND status = '{CellStatus.FLAKY.value}' ORDER BY position DESC LIMIT ?",
+        [repo, branch, key, FLAKY_HISTORY])]
     tests: set[str] = set()
     for sha in shas:
         verdict = cell_verdict(history.results_for_cell(db, repo, key, sha))

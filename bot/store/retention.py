@@ -178,7 +178,10 @@ def run(store: Store, policy: Policy, now: datetime, max_batches: int = 500) -> 
         return events
 
     drain("alert_events", timelines)
-    if pruned:
-        while vacuum_step(store.db) > 0 and budget > 0:
-            budget -= 1
+    # freed pages go back to the file system (bounded too), whether this pass or an
+    # earlier one freed them; then the WAL, which grew with the deletes, is truncated
+    steps = max_batches
+    while vacuum_step(store.db) > 0 and steps > 0:
+        steps -= 1
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return pruned
