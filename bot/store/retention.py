@@ -129,7 +129,9 @@ def vacuum_step(db: sqlite_utils.Database, pages: int = 2000) -> int:
     Outside any transaction. A database created before incremental vacuum was switched
     on (m012) has nothing to give back until a full ``VACUUM``.
     """
-    db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    # run to completion: through the sqlite3 module's execute() this pragma frees one page
+    # per step and stops after the first, since it returns no rows
+    db.conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
     return int(db.execute("PRAGMA freelist_count").fetchone()[0])
 
 
