@@ -582,3 +582,28 @@ def m014_flaky_cells_index(db: Database) -> None:
     """
     db.execute("CREATE INDEX cells_flaky ON cells (repo, branch, job_key, position) "
                "WHERE status = 'flaky'")
+
+
+@migrations()
+def m015_alert_episodes(db: Database) -> None:
+    """Alert members as episodes: where each reached the threshold, where it ended.
+
+    The engine regroups members in trunk order of ``reached_pos`` (the failure that made
+    the streak long enough to alert) from the earliest position a batch of facts changed,
+    so the alerts are the same whatever order the facts arrived in. ``recovered_pos`` is
+    the pass that ended the member; ``withdrawn`` marks a member whose failures late
+    results showed were no streak after all. Existing members get the best values known:
+    their first failing commit as ``reached_pos`` and the position of ``recovered_sha``.
+    """
+    for column, kind in (("route", "TEXT"), ("reached_pos", "INTEGER"),
+                         ("recovered_pos", "INTEGER"),
+                         ("withdrawn", "INTEGER NOT NULL DEFAULT 0")):
+        db.execute(f"ALTER TABLE alert_jobs ADD COLUMN {column} {kind}")
+    db.execute("UPDATE alert_jobs SET route = (SELECT route FROM alerts "
+               "WHERE alerts.id = alert_jobs.alert_id), reached_pos = first_failing_pos")
+    db.execute(
+        "UPDATE alert_jobs SET recovered_pos = (SELECT c.position FROM commits c "
+        "JOIN alerts a ON a.repo = c.repo AND a.branch = c.branch "
+        "WHERE a.id = alert_jobs.alert_id AND c.sha = alert_jobs.recovered_sha) "
+        "WHERE recovered = 1")
+    db.execute("CREATE INDEX alert_jobs_route ON alert_jobs (route, reached_pos)")

@@ -180,6 +180,33 @@ def cell_verdict(results: Iterable[JobResult]) -> CellVerdict:
     return CellVerdict(status, shards, missing)
 
 
+@dataclass(frozen=True, slots=True)
+class FlakySeen:
+    """A shard that failed and passed at one commit: the failed run is the evidence.
+
+    ``failed`` is None when HUD reported the shard flaky without listing its runs;
+    ``passed`` is the run that passed (HUD's flaky verdict, for such a cell).
+    """
+
+    sha: str
+    shard: str
+    failed: JobResult | None
+    passed: JobResult
+
+
+def flaky_seen(results: Iterable[JobResult]) -> list[FlakySeen]:
+    """Every flaky shard among one commit's runs of one job, failed run first-class.
+
+    A failed cell can hold a flaky shard too (another shard failed for real): that is
+    still evidence the job is flaky, which a reader of the alert should see.
+    """
+    out = []
+    for shard in cell_verdict(results).flaky_shards:
+        failed = shard.failed_runs[0] if shard.failed_runs else None
+        out.append(FlakySeen(shard.shown.sha, shard.name, failed, shard.shown))
+    return out
+
+
 def cell_status(results: Iterable[JobResult]) -> CellStatus:
     """The status alone of ``cell_verdict``."""
     return cell_verdict(results).status

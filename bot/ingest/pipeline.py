@@ -1,7 +1,7 @@
 """The one ingest path: every source (webhooks, pollers, replay) feeds commits and results here.
 
 Each call runs in one write transaction: raw facts are stored, the touched cells are
-recomputed, and only the touched job keys are re-evaluated against the alert rules.
+recomputed, and the alerts brought up to date with them (``alerting.py``).
 """
 
 from __future__ import annotations
@@ -13,20 +13,17 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from bot.domain.alerts import Join, NoChange, Open, TooOld, evaluate, meets_condition, too_old
+from bot.domain.alerts import TooOld
 from bot.domain.cells import is_failed_run
 from bot.domain.failure_classes import FailureRule, classify, rules_for
 from bot.domain.failure_lines import from_reported
 from bot.domain.jobkey import job_key as make_job_key
-from bot.domain.manual_resolve import Follow, Hold, Reopen, after_manual_resolve
 from bot.domain.model import Commit, JobResult
 from bot.domain.route import Route
 from bot.domain.signatures import signature
-from bot.domain.streak import compute_streak
-from bot.store import alerts as alert_store
+from bot.ingest.alerting import update_alerts
 from bot.store import evidence as evidence_store
 from bot.store import history
-from bot.store import triage as triage_store
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -34,6 +31,20 @@ log = logging.getLogger(__name__)
 # A push whose parent has not arrived after this long is placed at the head anyway: its
 # parent's delivery was lost for good and no HUD page or commits listing filled the gap.
 PUSH_WAIT = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Commits:
+    """Commits for trunk order, oldest first: a push (``after`` is its ``before``) or a
+    listing of consecutive commits (HUD, the commits API) when ``after`` is None."""
+
+    repo: str
+    branch: str
+    commits: tuple[Commit, ...]
+    after: str | None = None
+
+
+Fact = Commits | JobResult
 
 
 @dataclass
@@ -114,32 +125,35 @@ class Ingestor:
     def commits(self, repo: str, branch: str, commits: Sequence[Commit], *,
                 after: str | None = None) -> IngestReport:
         """Record commits (oldest first) and settle results that were waiting for them."""
-        report = IngestReport()
-        if not self.watches_commits(repo, branch):
-            report.ignored += 1
-            return report
-        if after is not None and not after.strip("0"):
-            after = None  # a push that created the branch has no parent
-        with self.store.transaction() as db:
-            now = self.now()
-            placed = history.place_commits(db, repo, branch, commits, after=after, now=now)
-            placed += history.place_stale_waiting(db, repo, branch, now - PUSH_WAIT)
-            report.commits_placed = len(placed)
-            touched: set[tuple[str, str, str]] = set()
-            self._settle(db, repo, branch, placed, touched)
-            self._evaluate(db, touched, now, report)
-        self._notify(report)
-        return report
+        return self.ingest([Commits(repo, branch, tuple(commits), after)])
 
     def results(self, results: Iterable[JobResult]) -> IngestReport:
-        """Record job attempts; each one re-evaluates only its own job key."""
+        """Record job attempts."""
+        return self.ingest(results)
+
+    def result(self, result: JobResult) -> IngestReport:
+        return self.ingest([result])
+
+    def ingest(self, facts: Iterable[Fact]) -> IngestReport:
+        """Record a batch of commits and results in one transaction, then judge it once.
+
+        The alert rules are a function of the facts (``alerting.py``), so one batch gives
+        the same cells, streaks and alerts as the same facts one at a time, in any order.
+        """
         report = IngestReport()
         with self.store.transaction() as db:
             now = self.now()
-            touched: set[tuple[str, str, str]] = set()
-            for result in results:
-                self._result(db, result, now, report, touched)
-            for repo, branch in sorted({(r.repo, r.branch) for r in self.routes}):
+            touched: dict[tuple[str, str, str], set[int]] = {}
+            branches: set[tuple[str, str]] = set()
+            for fact in facts:
+                if isinstance(fact, Commits):
+                    if self._commits(db, fact, now, report, touched):
+                        branches.add((fact.repo, fact.branch))
+                else:
+                    self._result(db, fact, now, report, touched)
+            if report.results_stored or branches:
+                branches |= {(r.repo, r.branch) for r in self.routes}
+            for repo, branch in sorted(branches):
                 stale = history.place_stale_waiting(db, repo, branch, now - PUSH_WAIT)
                 report.commits_placed += len(stale)
                 self._settle(db, repo, branch, stale, touched)
@@ -147,13 +161,24 @@ class Ingestor:
         self._notify(report)
         return report
 
-    def result(self, result: JobResult) -> IngestReport:
-        return self.results([result])
-
     # --- internals ------------------------------------------------------------------------
 
+    def _commits(self, db: sqlite_utils.Database, fact: Commits, now: datetime,
+                 report: IngestReport, touched: dict[tuple[str, str, str], set[int]]) -> bool:
+        if not self.watches_commits(fact.repo, fact.branch):
+            report.ignored += 1
+            return False
+        after = fact.after
+        if after is not None and not after.strip("0"):
+            after = None  # a push that created the branch has no parent
+        placed = history.place_commits(db, fact.repo, fact.branch, fact.commits, after=after,
+                                       now=now)
+        report.commits_placed += len(placed)
+        self._settle(db, fact.repo, fact.branch, placed, touched)
+        return True
+
     def _result(self, db: sqlite_utils.Database, result: JobResult, now: datetime,
-                report: IngestReport, touched: set[tuple[str, str, str]]) -> None:
+                report: IngestReport, touched: dict[tuple[str, str, str], set[int]]) -> None:
         if not self.watches_result(result):
             report.ignored += 1
             return
@@ -167,7 +192,7 @@ class Ingestor:
             self._refresh(db, result.repo, branch, key, result.sha, touched)
 
     def _settle(self, db: sqlite_utils.Database, repo: str, branch: str, placed: list[str],
-                touched: set[tuple[str, str, str]]) -> None:
+                touched: dict[tuple[str, str, str], set[int]]) -> None:
         """Newly placed commits: the results that waited for them now count."""
         for sha in placed:
             for key in history.job_keys_at(db, repo, sha):
@@ -195,20 +220,21 @@ class Ingestor:
             evidence_store.want_log(db, result, key, now)
 
     def _refresh(self, db: sqlite_utils.Database, repo: str, branch: str, key: str, sha: str,
-                 touched: set[tuple[str, str, str]]) -> None:
+                 touched: dict[tuple[str, str, str], set[int]]) -> None:
         workflow, _, job_name = key.partition(" / ")
         count_infra = any(r.infra_failures_alert
                           for r in self.routes_for(repo, branch, workflow, job_name))
-        if history.refresh_cell(db, repo, branch, key, sha, count_infra=count_infra):
-            touched.add((repo, branch, key))
+        cell = history.refresh_cell(db, repo, branch, key, sha, count_infra=count_infra)
+        if cell is not None:
+            touched.setdefault((repo, branch, key), set()).add(cell.position)
 
     def evidence_changed(self, repo: str, sha: str, key: str) -> IngestReport:
         """A failed run at ``sha`` was classified after it was stored: recompute its cell
-        (an infra failure may stop counting) and re-evaluate the job."""
+        (an infra failure may stop counting) and bring the alerts up to date."""
         report = IngestReport()
         with self.store.transaction() as db:
             now = self.now()
-            touched: set[tuple[str, str, str]] = set()
+            touched: dict[tuple[str, str, str], set[int]] = {}
             for branch in self.branches(repo):
                 self._refresh(db, repo, branch, key, sha, touched)
             self._evaluate(db, touched, now, report)
@@ -223,43 +249,19 @@ class Ingestor:
             for sha, paths, message in changes:
                 evidence_store.record_files(db, repo, sha, paths, message or None, source, now)
 
-    def _evaluate(self, db: sqlite_utils.Database, touched: set[tuple[str, str, str]],
-                  now: datetime, report: IngestReport) -> None:
-        """Re-evaluate each touched job key once, after the whole batch is stored.
+    def _evaluate(self, db: sqlite_utils.Database,
+                  touched: dict[tuple[str, str, str], set[int]], now: datetime,
+                  report: IngestReport) -> None:
+        """Bring the alerts up to date once, after the whole batch is stored.
 
-        Deciding per result would judge a job on a half-delivered batch (a HUD page
-        arrives newest first), and joins and openings are not undone later; deciding
-        once per key per batch sees the batch whole, and costs less.
+        The rules are a function of the facts (``ingest/alerting.py``), so deciding once
+        per batch gives what deciding after every result would, and costs less.
         """
-        for repo, branch, key in sorted(touched):
-            workflow, _, job_name = key.partition(" / ")
-            routes = self.routes_for(repo, branch, workflow, job_name)
-            if not routes:
-                continue
-            streak = compute_streak(history.walk_cells(db, repo, branch, key))
-            for route in routes:
-                condition = meets_condition(streak, route.threshold, route.max_age, now)
-                decision = evaluate(key, streak, condition,
-                                    alert_store.open_alerts(db, route.name))
-                manual = (after_manual_resolve(streak, alert_store.resolved_by_hand(
-                    db, route.name, key)) if isinstance(decision, Open) else None)
-                if isinstance(manual, Reopen):
-                    if alert_store.reopen(db, manual.alert_id, key, streak, now):
-                        report.alerts.add(manual.alert_id)
-                    continue
-                if isinstance(manual, Hold):
-                    continue  # the failure the person resolved with: nothing new
-                alert_id = alert_store.apply_decision(db, route, key, decision, now)
-                if isinstance(manual, Follow) and alert_id is not None:
-                    alert_store.add_event(db, alert_id, "follows", now, previous=manual.previous)
-                if isinstance(decision, Join):  # a new failing job wakes a snoozed alert
-                    triage_store.wake_if_snoozed(db, decision.alert_id, key, now)
-                if alert_id is not None:
-                    report.alerts.add(alert_id)
-                if (isinstance(decision, NoChange) and streak.newest_failure is not None
-                        and too_old(streak, route.threshold, route.max_age, now)):
-                    report.too_old.append(TooOld(route.name, key, streak.length,
-                                                 streak.newest_failure, route.max_age))
+        if not touched:
+            return
+        changes = update_alerts(db, self.routes, touched, now)
+        report.alerts |= changes.alerts
+        report.too_old += changes.too_old
 
     def _notify(self, report: IngestReport) -> None:
         if report.alerts and self.on_change is not None:

@@ -212,6 +212,7 @@ def alert_json(d: AlertDetail) -> dict[str, Any]:
         "opened_at": d.opened_at.isoformat(),
         "resolved_at": d.resolved_at.isoformat() if d.resolved_at else None,
         "resolved_sha": d.resolved_sha,
+        "withdrawn": d.withdrawn,
         "first_failing_sha": d.first_red.sha if d.first_red else None,
         "last_green_sha": d.last_green.sha if d.last_green else None,
         "suspect_count": d.suspect_count,
@@ -225,6 +226,8 @@ def alert_json(d: AlertDetail) -> dict[str, Any]:
                 "last_green_sha": j.last_green_sha,
                 "recovered": j.recovered,
                 "flaky": j.flaky,
+                "flaky_sha": j.flaky_sha,
+                "flaky_url": j.flaky_url,
                 "log_url": j.log_url or j.html_url,
             }
             for j in d.jobs
@@ -238,6 +241,8 @@ def render_text(details: list[AlertDetail]) -> str:
     out: list[str] = []
     for d in details:
         state = "RESOLVED" if d.state == "resolved" else d.state.upper()
+        if d.withdrawn:
+            state += f" (withdrawn: {d.resolve_reason or 'late results took its jobs back'})"
         active = [j for j in d.jobs if not j.recovered]
         out.append(f"#{d.id} [{d.priority}] {d.team}: {len(active) or len(d.jobs)} "
                    f"{d.route} job(s) failing on {d.repo}@{d.branch}  {state}")
@@ -250,13 +255,16 @@ def render_text(details: list[AlertDetail]) -> str:
                    f"({d.suspect_count} suspect{'s' if d.suspect_count != 1 else ''})")
         for j in d.jobs:
             marks = " [recovered]" if j.recovered else ""
-            marks += " [flaky seen]" if j.flaky else ""
+            if j.flaky:
+                marks += f" [flaky at {j.flaky_sha[:10]}]" if j.flaky_sha else " [flaky seen]"
             out.append(f"  - {j.key}: streak {j.streak}, first {j.first_failing_sha[:10]}, "
                        f"newest {j.newest_failing_sha[:10]}{marks}")
             if j.log_url or j.html_url:
                 out.append(f"      log: {j.log_url or j.html_url}")
             if j.failure_line:
                 out.append(f"      {j.failure_line[:200]}")
+            if j.flaky_url:
+                out.append(f"      flaky: failed run {j.flaky_url}")
         for c in d.suspects[:10]:
             pr = f" (#{c.pr_number})" if c.pr_number and f"#{c.pr_number}" not in c.title else ""
             out.append(f"    suspect {c.sha[:10]} {c.title[:80]}{pr} by {c.author or '?'}")

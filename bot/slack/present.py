@@ -121,7 +121,8 @@ def _job_view(j: JobDetail, facts: JobFacts | None) -> JobView:
                    first_failing_sha=j.first_failing_sha, log_url=j.log_url,
                    html_url=j.html_url,
                    failure_line=(facts.headline if facts is not None else None) or j.failure_line,
-                   flaky=j.flaky, recovered=j.recovered,
+                   flaky=j.flaky, flaky_sha=j.flaky_sha, flaky_url=j.flaky_url,
+                   recovered=j.recovered,
                    verdict=judgement.verdict.value if judgement is not None else None,
                    evidence=judgement.evidence if judgement is not None else (),
                    against=judgement.against if judgement is not None else ())

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from bot.domain.alert_ids import short_id
 from bot.domain.durations import format_duration
 from bot.domain.route import route_label
 from bot.domain.triage import raised_priority
@@ -320,7 +321,7 @@ def _by_prefix(jobs: list[JobView]) -> list[tuple[str, list[JobView]]]:
 def _job_line(view: AlertView, job: JobView, name: str) -> str:
     key = _text(name, KEY_CHARS)
     if job.recovered:
-        return f"• :white_check_mark: ~{key}~ recovered"
+        return f"• :white_check_mark: ~{key}~ recovered{_flaky_note(job)}"
     commits = "commit" if job.streak == 1 else "commits"
     line = f"• :x: *{key}* failing for {job.streak} {commits}"
     first_red = view.first_red.sha if view.first_red else None
@@ -329,8 +330,7 @@ def _job_line(view: AlertView, job: JobView, name: str) -> str:
     log = next((url for url in (job.log_url, job.html_url) if safe_url(url)), None)
     if log:
         line += f" · {link(log, 'log')}"
-    if job.flaky and job.verdict is None:
-        line += " · :warning: flaky (passed on a rerun)"
+    line += _flaky_note(job)
     if not has_evidence(view.failed_runs):  # else "What failed" shows each run's line
         failure = code_line(job.failure_line or "", FAILURE_LINE_CHARS)
         if failure:
@@ -404,6 +404,23 @@ def _runs(group: RunGroup) -> str:
     named = [link(run.url, run_label(run)) for run in group.runs[:RUNS_NAMED]]
     more = group.size - len(named)
     return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+
+def _flaky_note(job: JobView) -> str:
+    """Evidence of flakiness: a shard that failed and passed at a commit of the streak,
+    its last green or the pass that ended it; the failed run is linked to look at. When the
+    job's verdict already says why it looks flaky, only the commit and the link are added."""
+    if not job.flaky:
+        return ""
+    url = job.flaky_url if job.flaky_url and safe_url(job.flaky_url) else None
+    at = f" at `{_text(job.flaky_sha[:7], 7)}`" if job.flaky_sha else ""
+    if job.verdict is not None:
+        label = f"flaky run {job.flaky_sha[:7]}" if job.flaky_sha else "flaky run"
+        return f" · {link(url, label)}" if url else ""
+    note = f" · :warning: flaky{at} (failed, then passed on a rerun"
+    if url:
+        note += f": {link(url, 'failed run')}"
+    return note + ")"
 
 
 def _range_blocks(view: AlertView) -> list[Block]:
@@ -672,6 +689,26 @@ def _job_recovered(event: EventView, alert: AlertView) -> str:
     return text + (f" at {sha}" if sha else "")
 
 
+def _job_withdrawn(event: EventView, alert: AlertView) -> str:
+    """Late results showed the job's failures were no streak after all."""
+    text = f":heavy_minus_sign: *{_data_text(event, 'key', KEY_CHARS)}* left this alert"
+    sha = _event_sha(event, alert)
+    if sha:
+        text += f": it passed at {sha}" + (" on a rerun (flaky)" if event.data.get("flaky") else "")
+    reason = _data_text(event, "reason")
+    return text + (f" ({reason})" if reason else "")
+
+
+def _job_moved(event: EventView, alert: AlertView) -> str:
+    """Late results put the job's streak with another breakage."""
+    key = _data_text(event, "key", KEY_CHARS)
+    target = event.data.get("to")
+    where = (f" alert {short_id(target)}" if isinstance(target, int) and
+             not isinstance(target, bool) else " another alert")
+    return (f":twisted_rightwards_arrows: *{key}* moved to{where}: late results show its "
+            "failures belong to another breakage")
+
+
 def _acknowledged(event: EventView, alert: AlertView) -> str:
     return f":eyes: Acknowledged by {_who(event)}"
 
@@ -932,6 +969,8 @@ _EVENT_WRITERS: dict[str, Callable[[EventView, AlertView], str]] = {
     "extended": _extended,
     "job_joined": _job_joined,
     "job_recovered": _job_recovered,
+    "job_withdrawn": _job_withdrawn,
+    "job_moved": _job_moved,
     "acknowledged": _acknowledged,
     "unacknowledged": _unacknowledged,
     "assigned": _assigned,

@@ -17,6 +17,8 @@ EventKind = Literal[
     "extended",
     "job_joined",
     "job_recovered",
+    "job_withdrawn",
+    "job_moved",
     "acknowledged",
     "unacknowledged",
     "assigned",
@@ -97,7 +99,9 @@ class JobView:
     ``streak``: consecutive failing commits (0 or more once recovered).
     ``log_url`` is preferred over ``html_url`` for the "log" link of the newest failure.
     ``failure_line``: the first failure line of the newest failing run, raw.
-    ``flaky``: a failure at some commit passed on a rerun (evidence of flakiness).
+    ``flaky``: a shard failed and passed at one commit of the streak, its last green or the
+    pass that ended it (evidence of flakiness); ``flaky_sha`` is the newest such commit and
+    ``flaky_url`` the failed run there.
     ``recovered``: the job passed on a newer commit; shown struck through.
     """
 
@@ -109,6 +113,8 @@ class JobView:
     html_url: str | None = None
     failure_line: str | None = None
     flaky: bool = False
+    flaky_sha: str | None = None
+    flaky_url: str | None = None
     recovered: bool = False
     # flaky or real (EVIDENCE.md section 4): real | flaky | infra | unclear, and why
     verdict: str | None = None

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.domain.cells import FlakySeen, flaky_seen
 from bot.store import history
 from bot.store.codec import from_iso, from_json_list
 from bot.store.history import PlacedCommit
@@ -32,6 +33,8 @@ class JobDetail:
     html_url: str | None
     failure_line: str | None
     flaky: bool
+    flaky_sha: str | None = None  # the newest commit where a shard failed and passed
+    flaky_url: str | None = None  # the failed run there (log, else page), when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,9 @@ class AlertDetail:
     suspects: tuple[PlacedCommit, ...]  # oldest first, at most SUSPECTS_SHOWN
     suspect_count: int
     row: dict[str, Any]  # the whole alerts row, for columns later migrations add
+    # late results took every job back (no streak after all, or merged into another
+    # alert): an alert a live bot showed for a while, that the facts do not hold
+    withdrawn: bool = False
 
 
 def alert_detail(db: sqlite_utils.Database, alert_id: int) -> AlertDetail | None:
@@ -67,7 +73,8 @@ def alert_detail(db: sqlite_utils.Database, alert_id: int) -> AlertDetail | None
     repo, branch = row["repo"], row["branch"]
     jobs = tuple(_job(db, repo, branch, r) for r in db.execute(
         "SELECT job_key, streak, first_failing_sha, newest_failing_sha, last_green_sha, "
-        "recovered, recovered_sha FROM alert_jobs WHERE alert_id = ? ORDER BY joined_at, job_key",
+        "recovered, recovered_sha, last_green_pos, recovered_pos, newest_failing_pos "
+        "FROM alert_jobs WHERE alert_id = ? ORDER BY joined_at, job_key",
         [alert_id]))
     low, high = row["range_last_green"], row["range_first_failing"]
     suspects: tuple[PlacedCommit, ...] = ()
@@ -86,6 +93,9 @@ def alert_detail(db: sqlite_utils.Database, alert_id: int) -> AlertDetail | None
         resolved_by=row["resolved_by"], resolve_reason=row["resolve_reason"],
         version=row["version"], jobs=jobs, last_green=last_green, first_red=first_red,
         suspects=suspects, suspect_count=count, row=row,
+        withdrawn=row["kind"] == "streak" and db.execute(
+            "SELECT 1 FROM alert_jobs WHERE alert_id = ? AND withdrawn = 0 LIMIT 1",
+            [alert_id]).fetchone() is None,
     )
 
 
@@ -95,7 +105,7 @@ def _at(db: sqlite_utils.Database, repo: str, branch: str, position: int) -> Pla
 
 
 def _job(db: sqlite_utils.Database, repo: str, branch: str, r: tuple) -> JobDetail:
-    key, streak, ff, nf, lg, recovered, recovered_sha = r
+    key, streak, ff, nf, lg, recovered, recovered_sha, lg_pos, end_pos, nf_pos = r
     failed = db.execute(
         "SELECT log_url, html_url, failure_lines FROM job_results WHERE repo = ? AND job_key = ? "
         "AND sha = ? AND status = 'completed' AND conclusion IN "
@@ -106,13 +116,32 @@ def _job(db: sqlite_utils.Database, repo: str, branch: str, r: tuple) -> JobDeta
         log_url, html_url = failed[0], failed[1]
         lines = from_json_list(failed[2])
         line = lines[0] if lines else None
-    flaky = db.execute(
-        "SELECT 1 FROM cells WHERE repo = ? AND branch = ? AND job_key = ? AND status = 'flaky' "
-        "AND position >= (SELECT coalesce(max(position), 0) FROM commits WHERE repo = ? "
-        "AND branch = ? AND sha = ?) LIMIT 1",
-        [repo, branch, key, repo, branch, lg or ""]).fetchone() is not None
+    seen = _flaky_seen(db, repo, branch, key, lg_pos, end_pos if end_pos is not None else nf_pos)
+    flaky_url = None
+    if seen is not None:
+        run = seen.failed or seen.passed
+        flaky_url = run.log_url or run.html_url
     return JobDetail(key, streak, ff, nf, lg, bool(recovered), recovered_sha, log_url, html_url,
-                     line, flaky)
+                     line, seen is not None, None if seen is None else seen.sha, flaky_url)
+
+
+FLAKY_LOOKBACK = 30  # newest commits of a streak searched for flaky evidence
+
+
+def _flaky_seen(db: sqlite_utils.Database, repo: str, branch: str, key: str,
+                low: int | None, high: int) -> FlakySeen | None:
+    """The newest flaky shard of the job from its last green to where it ended (or its
+    newest failure): evidence that it may be flaky, with the failed run to look at."""
+    window = history.commits_between(db, repo, branch, None if low is None else low - 1, high)
+    shas = [c.sha for c in window[-FLAKY_LOOKBACK:]]
+    if low is not None and window and window[0].position == low and window[0].sha not in shas:
+        shas.insert(0, window[0].sha)  # the last green itself, however long the streak
+    by_sha = history.results_at(db, repo, key, shas)
+    for sha in reversed(shas):
+        found = flaky_seen(by_sha.get(sha, ()))
+        if found:
+            return found[0]
+    return None
 
 
 def alert_ids(db: sqlite_utils.Database) -> list[int]:

@@ -327,6 +327,17 @@ def open_alerts_with_suspect(db: sqlite_utils.Database, repo: str, sha: str) -> 
         [sha, repo])]
 
 
+def infra_causes(db: sqlite_utils.Database, repo: str, branch: str, job_key: str, first: int,
+                 newest: int) -> list[str]:
+    """The infrastructure causes classified among a job's failed runs at the commits from
+    ``first`` to ``newest``: why a streak there may have stopped counting."""
+    return [row[0] or "infrastructure" for row in db.execute(
+        "SELECT DISTINCT e.class_rule FROM job_evidence e JOIN commits c ON c.repo = e.repo "
+        "AND c.branch = ? AND c.sha = e.sha WHERE e.repo = ? AND e.job_key = ? "
+        "AND e.class = ? AND c.position BETWEEN ? AND ? ORDER BY e.class_rule",
+        [branch, repo, job_key, FailureClass.INFRA.value, first, newest])]
+
+
 def infra_only_members(db: sqlite_utils.Database, repo: str,
                        job_key: str) -> list[tuple[int, str]]:
     """(alert id, infra cause) of open alerts where ``job_key`` is an active member none of

@@ -89,7 +89,8 @@ def _shift(db: sqlite_utils.Database, repo: str, branch: str, above: int, by: in
                "AND position > ?", params)
     db.execute("UPDATE cells SET position = position + ? WHERE repo = ? AND branch = ? "
                "AND position > ?", params)
-    for column in ("first_failing_pos", "newest_failing_pos", "last_green_pos"):
+    for column in ("first_failing_pos", "newest_failing_pos", "last_green_pos", "reached_pos",
+                   "recovered_pos"):
         db.execute(
             f"UPDATE alert_jobs SET {column} = {column} + ? WHERE {column} > ? AND alert_id IN "
             "(SELECT id FROM alerts WHERE repo = ? AND branch = ?)",
@@ -473,6 +474,31 @@ def record_result(db: sqlite_utils.Database, result: JobResult, job_key: str,
     return True
 
 
+def results_at(db: sqlite_utils.Database, repo: str, job_key: str,
+               shas: Sequence[str]) -> dict[str, list[JobResult]]:
+    """The job's runs at each of ``shas`` (one query), for reading evidence across commits."""
+    out: dict[str, list[JobResult]] = {}
+    for start in range(0, len(shas), 500):
+        chunk = list(shas[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        for row in db.execute(
+                "SELECT workflow, job_name, job_id, status, conclusion, run_id, attempt, branch, "
+                "html_url, log_url, started_at, completed_at, failure_lines, source, sha "
+                f"FROM job_results WHERE repo = ? AND job_key = ? AND sha IN ({marks})",
+                [repo, job_key, *chunk]):
+            out.setdefault(row[14], []).append(_result(repo, row[14], row))
+    return out
+
+
+def _result(repo: str, sha: str, row: tuple) -> JobResult:
+    return JobResult(
+        repo=repo, sha=sha, workflow=row[0], job_name=row[1], job_id=row[2], status=row[3],
+        conclusion=row[4], run_id=row[5], attempt=row[6], branch=row[7], html_url=row[8],
+        log_url=row[9], started_at=from_iso(row[10]), completed_at=from_iso(row[11]),
+        failure_lines=from_json_list(row[12]), source=row[13],
+    )
+
+
 def results_for_cell(db: sqlite_utils.Database, repo: str, job_key: str,
                      sha: str) -> list[JobResult]:
     return [
@@ -501,8 +527,8 @@ def job_keys_at(db: sqlite_utils.Database, repo: str, sha: str) -> list[str]:
 
 
 def refresh_cell(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
-                 sha: str, *, count_infra: bool = True) -> bool:
-    """Recompute one cell from its raw results; returns True when it changed.
+                 sha: str, *, count_infra: bool = True) -> PlacedCell | None:
+    """Recompute one cell from its raw results; returns the cell when it changed.
 
     Does nothing for a commit whose place in trunk order is not known yet: its results
     wait in ``job_results`` and ``place_commits`` callers refresh them later. Without
@@ -511,25 +537,56 @@ def refresh_cell(db: sqlite_utils.Database, repo: str, branch: str, job_key: str
     """
     commit = get_commit(db, repo, branch, sha)
     if commit is None:
-        return False
+        return None
     results = results_for_cell(db, repo, job_key, sha)
     if not count_infra:
         failed = [r.job_id for r in results if is_failed_run(r)]
         results = without_infra(results, evidence.infra_job_ids(db, repo, failed))
     status = cell_status(results)
-    time = to_iso(cell_time(results, commit.time))
+    when = cell_time(results, commit.time)
+    time = to_iso(when)
     row = db.execute(
         "SELECT status, time, position FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
         "AND sha = ?", [repo, branch, job_key, sha]).fetchone()
-    if row is not None and row == (status.value, time, commit.position):
-        return False
+    if row is not None and tuple(row) == (status.value, time, commit.position):
+        return None
     db.execute(
         "INSERT INTO cells (repo, branch, job_key, sha, position, status, time) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, branch, job_key, sha) DO UPDATE SET "
         "status = excluded.status, time = excluded.time, position = excluded.position",
         [repo, branch, job_key, sha, commit.position, status.value, time],
     )
-    return row is None or row[0] != status.value or row[2] != commit.position
+    return PlacedCell(commit.position, sha, status, when)
+
+
+def cells_between(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
+                  low: int | None, high: int | None) -> list[PlacedCell]:
+    """Cells of one job key with ``low <= position <= high`` (None: unbounded), oldest first."""
+    sql = ("SELECT position, sha, status, time FROM cells WHERE repo = ? AND branch = ? "
+           "AND job_key = ?")
+    params: list[object] = [repo, branch, job_key]
+    if low is not None:
+        sql += " AND position >= ?"
+        params.append(low)
+    if high is not None:
+        sql += " AND position <= ?"
+        params.append(high)
+    return [PlacedCell(p, sha, CellStatus(st), from_iso(t))
+            for p, sha, st, t in db.execute(sql + " ORDER BY position", params)]
+
+
+def pass_beyond(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
+                position: int, newer: bool) -> int | None:
+    """The nearest pass (success or flaky) strictly newer (or older) than ``position``.
+
+    It bounds the stretch late facts can change: no streak runs across a pass.
+    """
+    op, order = (">", "ASC") if newer else ("<", "DESC")
+    row = db.execute(
+        f"SELECT position FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
+        f"AND position {op} ? AND status IN ('success', 'flaky') ORDER BY position {order} "
+        "LIMIT 1", [repo, branch, job_key, position]).fetchone()
+    return None if row is None else row[0]
 
 
 def walk_cells(db: sqlite_utils.Database, repo: str, branch: str,

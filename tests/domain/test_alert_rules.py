@@ -1,4 +1,4 @@
-"""Pure alert rules: ranges, the alert condition, and what a new streak does to open alerts."""
+"""Pure alert rules: ranges, episodes, claims, following members, grouping into alerts."""
 
 from __future__ import annotations
 
@@ -9,48 +9,84 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.alerts import (
-    Join,
+    Claim,
+    Founding,
     Member,
-    NoChange,
-    Open,
-    OpenAlert,
     Range,
-    Recover,
-    Update,
     alert_range,
-    evaluate,
-    meets_condition,
-    member_from_streak,
+    assign_alert_ids,
+    claim_of,
+    combined_range,
+    group_claims,
+    recent,
+    resolution,
+    track,
 )
+from bot.domain.episodes import Episode, episodes
 from bot.domain.model import CellStatus, PlacedCell
-from bot.domain.streak import Streak, compute_streak
 
 NOW = datetime(2025, 12, 10, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
-F, S, K, P = CellStatus.FAILURE, CellStatus.SUCCESS, CellStatus.FLAKY, CellStatus.PENDING
+F, S, K, P, N = (CellStatus.FAILURE, CellStatus.SUCCESS, CellStatus.FLAKY, CellStatus.PENDING,
+                 CellStatus.NONE)
 
 
-def streak_of(statuses_by_position: dict[int, CellStatus],
-              time: datetime | None = NOW) -> Streak:
-    """The streak of cells given as {position: status}."""
-    return compute_streak(
-        PlacedCell(pos, f"s{pos}", status, time)
-        for pos, status in sorted(statuses_by_position.items(), reverse=True)
-    )
+def cells(text: str, time: datetime | None = NOW) -> list[PlacedCell]:
+    """Cells at positions 1, 2, ... from letters: F fail, S pass, K flaky, P pending, . none."""
+    status = {"F": F, "S": S, "K": K, "P": P, ".": N}
+    return [PlacedCell(i, f"s{i}", status[ch], time) for i, ch in enumerate(text, start=1)]
 
 
-def failing(first: int, newest: int, green: int | None) -> Streak:
-    """Failures on every position ``first..newest``, a pass at ``green`` (if any)."""
-    statuses = {pos: F for pos in range(first, newest + 1)}
-    if green is not None:
-        statuses[green] = S
-    return streak_of(statuses)
+def claim(key: str, text: str, threshold: int = 3) -> Claim:
+    """The one claim of a job whose cells are ``text``."""
+    (only,) = [c for e in episodes(cells(text)) if (c := claim_of(key, e, threshold))]
+    return only
 
 
-def member(alert_id: int, key: str, streak: Streak, recovered: bool = False) -> Member:
-    m = member_from_streak(alert_id, key, streak)
-    return Member(m.alert_id, m.job_key, m.streak, m.first_failing, m.newest_failing,
-                  m.last_green, recovered)
+def member(alert_id: int, c: Claim) -> Member:
+    return Member(alert_id, c.key, c.length, c.first, c.newest, c.last_green,
+                  c.recovery is not None, c.reached, c.recovery)
+
+
+# --- episodes ---------------------------------------------------------------------------------
+
+
+def test_episodes_are_runs_of_failures_between_passes() -> None:
+    found = episodes(cells("SFF.FSKFFPF"))
+    assert [(e.first.position, e.newest.position, e.length) for e in found] == [(2, 5, 3),
+                                                                                 (8, 11, 3)]
+    first, second = found
+    assert first.last_green is not None and first.last_green.position == 1
+    assert first.recovery is not None and first.recovery.position == 6
+    assert second.last_green is not None and second.last_green.position == 7  # flaky passes
+    assert second.ongoing and second.recovery is None
+
+
+def test_an_episode_without_an_earlier_pass_is_open_towards_the_past() -> None:
+    (only,) = episodes(cells("FFS"))
+    assert only.last_green is None and only.length == 2
+
+
+def test_reached_is_the_failure_that_made_the_streak_long_enough() -> None:
+    (only,) = episodes(cells("SF.FFF"))
+    reached = only.reached(3)
+    assert reached is not None and reached.position == 5
+    assert only.reached(5) is None
+
+
+def test_claims_need_the_threshold() -> None:
+    (short, long) = episodes(cells("FFSFFF"))
+    assert claim_of("k", short, 3) is None
+    c = claim_of("k", long, 3)
+    assert c is not None and (c.reached, c.range, c.end) == (6, Range(3, 4), None)
+
+
+def test_the_age_gate_looks_at_the_newest_failure() -> None:
+    old = claim_of("k", Episode(tuple(cells("FFF", NOW - DAY - timedelta(seconds=1)))), 3)
+    fresh = claim_of("k", Episode(tuple(cells("FFF", NOW - DAY))), 3)
+    unknown = claim_of("k", Episode(tuple(cells("FFF", None))), 3)
+    assert old is not None and fresh is not None and unknown is not None
+    assert not recent(old, DAY, NOW) and recent(fresh, DAY, NOW) and recent(unknown, DAY, NOW)
 
 
 # --- Range --------------------------------------------------------------------------------
@@ -99,162 +135,134 @@ def test_range_intersection_is_set_intersection(a: Range, b: Range) -> None:
         assert {p for p in range(-1, 13) if inter.contains(p)} == both
 
 
-# --- the alert condition ---------------------------------------------------------------------
+# --- following members -------------------------------------------------------------------------
 
 
-def test_condition_needs_threshold() -> None:
-    assert not meets_condition(failing(4, 5, 3), 3, DAY, NOW)
-    assert meets_condition(failing(3, 5, 2), 3, DAY, NOW)
+def test_a_member_follows_its_streak_when_late_results_extend_it() -> None:
+    was = member(1, claim("k", "SFFF"))
+    tracking = track("k", episodes(cells("FFFF")), [was], 3)  # an older failure came in
+    ((kept, now),) = tracking.kept
+    assert kept is was and (now.first.position, now.length, now.last_green) == (1, 4, None)
+    assert tracking.fresh == () and tracking.withdrawn == ()
 
 
-def test_condition_needs_ongoing_streak() -> None:
-    ended = streak_of({1: F, 2: F, 3: F, 4: S})
-    assert not meets_condition(ended, 3, DAY, NOW)
-    # a pending cell after the failures does not end the streak
-    assert meets_condition(streak_of({1: F, 2: F, 3: F, 4: P}), 3, DAY, NOW)
+def test_a_pass_that_splits_a_streak_leaves_the_member_the_older_part() -> None:
+    """Recover at N, fail at N+1: the member ends at N, the later failures are new."""
+    was = member(1, claim("k", "SFFF.F"))  # 5 was unknown: one streak of four
+    tracking = track("k", episodes(cells("SFFFSFFF")), [was], 3)
+    ((_, now),) = tracking.kept
+    assert (now.newest.position, now.end) == (4, 5)
+    (fresh,) = tracking.fresh
+    assert (fresh.first.position, fresh.reached) == (6, 8)
 
 
-def test_condition_needs_recent_newest_failure() -> None:
-    assert meets_condition(streak_of({1: F, 2: F, 3: F}, NOW - DAY), 3, DAY, NOW)
-    assert not meets_condition(streak_of({1: F, 2: F, 3: F}, NOW - DAY - timedelta(seconds=1)),
-                               3, DAY, NOW)
-    # a failure whose time is unknown counts as recent
-    assert meets_condition(streak_of({1: F, 2: F, 3: F}, None), 3, DAY, NOW)
+def test_a_member_whose_failures_no_longer_reach_the_threshold_is_withdrawn() -> None:
+    was = member(1, claim("k", "SFFF"))
+    tracking = track("k", episodes(cells("SFKF")), [was], 3)  # a rerun at 3 passed
+    assert tracking.kept == () and tracking.fresh == ()
+    ((gone, green),) = [(w.member, w.green) for w in tracking.withdrawn]
+    assert gone is was and green is not None and (green.position, green.status) == (3, K)
 
 
-def test_condition_age_is_judged_on_the_newest_failure() -> None:
-    cells = [PlacedCell(3, "s3", F, NOW - timedelta(hours=1)),
-             PlacedCell(2, "s2", F, NOW - 5 * DAY),
-             PlacedCell(1, "s1", F, NOW - 6 * DAY)]
-    assert meets_condition(compute_streak(cells), 3, DAY, NOW)
+def test_of_two_members_joined_by_late_results_the_older_keeps_the_streak() -> None:
+    older = member(1, claim_at("k", "SFFFSFFF", 4))
+    newer = member(2, claim_at("k", "SFFFSFFF", 8))
+    tracking = track("k", episodes(cells("SFFFFFFF")), [newer, older], 3)  # 5 failed after all
+    ((kept, _),) = tracking.kept
+    assert kept is older and [w.member for w in tracking.withdrawn] == [newer]
 
 
-# --- evaluate --------------------------------------------------------------------------------
+def claim_at(key: str, text: str, newest: int) -> Claim:
+    return next(c for e in episodes(cells(text)) if (c := claim_of(key, e, 3))
+                and c.newest.position == newest)
 
 
-def test_condition_not_met_changes_nothing() -> None:
-    decision = evaluate("inductor / a", failing(4, 5, 3), False, [])
-    assert isinstance(decision, NoChange)
+# --- grouping ---------------------------------------------------------------------------------
 
 
-def test_first_job_opens_an_alert() -> None:
-    streak = failing(3, 5, 2)
-    assert evaluate("inductor / a", streak, True, []) == Open(streak)
+def test_a_claim_joins_an_alert_open_where_it_reached_the_threshold_with_an_overlapping_range(
+        ) -> None:
+    a = claim("a", "SFFFF")  # reached at 4, range (1, 2]
+    b = claim("b", "SFFFF")
+    (group,) = group_claims([b, a])
+    assert [c.key for c in group.members] == ["a", "b"]
 
 
-def test_job_joins_an_open_alert_whose_range_overlaps() -> None:
-    alert = OpenAlert(7, (member(7, "inductor / a", failing(3, 6, 1)),))  # range (1, 3]
-    streak = failing(2, 6, None)  # (None, 2]: overlaps at 2
-    assert evaluate("inductor / b", streak, True, [alert]) == Join(7, streak)
+def test_disjoint_ranges_open_separate_alerts() -> None:
+    a = claim("a", "SFFFFFF")  # (1, 2]
+    b = claim("b", "SSSSFFF")  # (4, 5]
+    assert len(group_claims([a, b])) == 2
 
 
-def test_job_opens_its_own_alert_when_no_range_overlaps() -> None:
-    alert = OpenAlert(7, (member(7, "inductor / a", failing(3, 6, 2)),))  # (2, 3]
-    streak = failing(6, 8, 5)  # (5, 6]
-    assert evaluate("inductor / b", streak, True, [alert]) == Open(streak)
+def test_an_alert_that_ended_before_a_claim_reached_the_threshold_is_not_joined() -> None:
+    a = claim("a", "SFFFS")  # alerting at 4, ended at 5
+    b = claim("b", "S.FFFF")  # reached at 6: a's alert is over by then
+    assert a.range.overlaps(b.range)
+    assert len(group_claims([a, b])) == 2
+    c = claim("c", "SFFF")  # reached at 4: open then, joins
+    assert len(group_claims([a, c])) == 1
 
 
-def test_of_several_overlapping_alerts_the_closest_range_wins() -> None:
-    wide = OpenAlert(1, (member(1, "inductor / a", failing(9, 12, None)),))  # (None, 9]
-    narrow = OpenAlert(2, (member(2, "inductor / b", failing(6, 12, 4)),))  # (4, 6]
-    streak = failing(6, 12, 5)  # (5, 6]
-    assert evaluate("inductor / c", streak, True, [wide, narrow]) == Join(2, streak)
+def test_of_several_open_alerts_the_one_whose_range_it_narrows_least_wins() -> None:
+    wide = claim("a", "FFFFFFFFFF")  # (None, 1]... open towards the past
+    narrow = claim("b", "SSSSSFFFFF")  # (5, 6]
+    joiner = claim("c", "SSSSSFFFFF".replace("FFFFF", "FFFF") + "F")
+    groups = group_claims([wide, narrow, joiner])
+    assert len(groups) == 2
+    (with_joiner,) = [g for g in groups if any(c.key == "c" for c in g.members)]
+    assert {c.key for c in with_joiner.members} == {"b", "c"}
 
 
-def test_active_member_growing_streak_is_extended() -> None:
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(3, 5, 2)),))
-    grown = failing(3, 6, 2)
-    assert evaluate("inductor / a", grown, True, [alert]) == Update(1, grown, extended=True)
+def test_grouping_does_not_depend_on_the_order_claims_are_given_in() -> None:
+    found = [claim("a", "SFFFF"), claim("b", "SSFFF"), claim("c", "SSSSSSFFF")]
+    first = group_claims(found)
+    second = group_claims(list(reversed(found)))
+    assert [[c.key for c in g.members] for g in first] == [
+        [c.key for c in g.members] for g in second]
 
 
-def test_active_member_unchanged_is_no_change() -> None:
-    streak = failing(3, 5, 2)
-    alert = OpenAlert(1, (member(1, "inductor / a", streak),))
-    assert isinstance(evaluate("inductor / a", streak, True, [alert]), NoChange)
+def test_a_founding_rule_can_hold_reopen_or_follow() -> None:
+    a = claim("a", "SFFF")
+    assert group_claims([a], found=lambda c: Founding(hold=True)) == []
+    (reopened,) = group_claims([a], found=lambda c: Founding(reopen=9))
+    assert reopened.alert_id == 9
+    (follows,) = group_claims([a], found=lambda c: Founding(follows=4))
+    assert follows.alert_id is None and follows.founding.follows == 4
 
 
-def test_late_result_narrowing_the_range_updates_without_extending() -> None:
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(2, 6, None)),))
-    narrowed = failing(4, 6, 3)  # a late green at 3
-    assert evaluate("inductor / a", narrowed, True, [alert]) == Update(1, narrowed,
-                                                                       extended=False)
+def test_fixed_alerts_take_joins_and_keep_their_ids() -> None:
+    a = claim("a", "SFFFF")
+    b = claim("b", "SFFFF")
+    (group,) = group_claims([b], fixed=[(7, [a])])
+    assert group.alert_id == 7 and [c.key for c in group.members] == ["a", "b"]
 
 
-def test_active_member_stays_even_when_its_streak_drops_below_threshold() -> None:
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(2, 6, None)),))
-    shorter = failing(5, 6, 4)  # a late older green: not a recovery
-    decision = evaluate("inductor / a", shorter, False, [alert])
-    assert decision == Update(1, shorter, extended=False)
+def test_groups_keep_the_alerts_their_members_were_in() -> None:
+    a, b = claim("a", "SFFFF"), claim("b", "SSSSSSFFF")
+    groups = group_claims([a, b])
+    current = {(a.key, a.reached): 5, (b.key, b.reached): 3}
+    assert assign_alert_ids(groups, current, taken=set()) == [5, 3]
+    assert assign_alert_ids(groups, current, taken={5}) == [None, 3]
 
 
-def test_pass_newer_than_newest_failure_recovers_and_resolves() -> None:
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(3, 5, 2)),))
-    after = streak_of({2: S, 3: F, 4: F, 5: F, 6: S})
-    decision = evaluate("inductor / a", after, False, [alert])
-    assert isinstance(decision, Recover)
-    assert decision.alert_id == 1 and decision.green.sha == "s6" and decision.resolves
+def test_an_alert_resolves_at_the_last_members_recovery() -> None:
+    a, b = claim("a", "SFFFS"), claim("b", "SFFFFFS")
+    assert resolution([a]) is not None and resolution([a]).position == 5  # type: ignore[union-attr]
+    green = resolution([a, b])
+    assert green is not None and green.position == 7
+    assert resolution([a, claim("c", "SFFF")]) is None
+    assert resolution([]) is None
 
 
-def test_flaky_rerun_at_newest_failing_commit_recovers() -> None:
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(3, 5, 2)),))
-    after = streak_of({2: S, 3: F, 4: F, 5: K})
-    decision = evaluate("inductor / a", after, False, [alert])
-    assert isinstance(decision, Recover) and decision.green.status is CellStatus.FLAKY
+def test_alert_range_is_the_intersection_of_member_ranges() -> None:
+    assert combined_range([Range(1, 5), Range(3, 8)]) == Range(3, 5)
+    assert combined_range([Range(1, 3), Range(6, 9)]) == Range(1, 3)  # disjoint: narrowest
+    assert combined_range([]) is None
+    a = claim("a", "SFFF")
+    assert alert_range([member(1, a)]) == a.range
 
 
-def test_recovery_does_not_resolve_while_another_member_fails() -> None:
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(3, 5, 2)),
-                          member(1, "inductor / b", failing(3, 5, 2))))
-    decision = evaluate("inductor / a", streak_of({3: F, 4: F, 5: F, 6: S}), False, [alert])
-    assert isinstance(decision, Recover) and not decision.resolves
-
-
-def test_recovery_resolves_when_the_others_already_recovered() -> None:
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(3, 5, 2)),
-                          member(1, "inductor / b", failing(3, 5, 2), recovered=True)))
-    decision = evaluate("inductor / a", streak_of({3: F, 4: F, 5: F, 6: S}), False, [alert])
-    assert isinstance(decision, Recover) and decision.resolves
-
-
-def test_withdrawn_failure_is_not_a_recovery() -> None:
-    # the newest failure became pending (a rerun was queued): the newest signal is the
-    # old green, which is older than the recorded newest failure
-    alert = OpenAlert(1, (member(1, "inductor / a", failing(3, 5, 2)),))
-    withdrawn = streak_of({2: S, 3: P, 4: P, 5: P})
-    assert isinstance(evaluate("inductor / a", withdrawn, False, [alert]), NoChange)
-
-
-def test_recovered_member_failing_again_opens_or_joins_anew() -> None:
-    old = member(1, "inductor / a", failing(3, 5, 2), recovered=True)
-    alert = OpenAlert(1, (old, member(1, "inductor / b", failing(3, 9, 2))))
-    again = failing(8, 10, 7)  # (7, 8]: no overlap with (2, 3]
-    assert evaluate("inductor / a", again, True, [alert]) == Open(again)
-    overlapping = failing(3, 10, None)
-    assert evaluate("inductor / a", overlapping, True, [alert]) == Join(1, overlapping)
-
-
-# --- alert_range -------------------------------------------------------------------------------
-
-
-def test_alert_range_is_intersection_of_member_ranges() -> None:
-    members = [member(1, "inductor / a", failing(5, 9, None)),  # (None, 5]
-               member(1, "inductor / b", failing(5, 9, 2)),  # (2, 5]
-               member(1, "inductor / c", failing(4, 9, 3))]  # (3, 4]
-    assert alert_range(members) == Range(3, 4)
-
-
-def test_recovered_members_keep_their_range() -> None:
-    members = [member(1, "inductor / a", failing(5, 9, 1)),
-               member(1, "inductor / b", failing(5, 7, 3), recovered=True)]
-    assert alert_range(members) == Range(3, 5)
-
-
-def test_disjoint_member_ranges_fall_back_to_the_narrowest() -> None:
-    members = [member(1, "inductor / a", failing(5, 9, 1)),  # (1, 5]
-               member(1, "inductor / b", failing(8, 9, 7))]  # (7, 8]
-    assert alert_range(members) == Range(7, 8)
-
-
-def test_alert_without_members_has_no_range() -> None:
-    assert alert_range([]) is None
-    assert OpenAlert(3, ()).range is None
+@pytest.mark.parametrize("text", ["SFFF", "FFF", "SFF.F", "KFFF"])
+def test_a_member_round_trips_to_its_claim(text: str) -> None:
+    c = claim("k", text)
+    assert member(1, c).as_claim().grouping_facts() == c.grouping_facts()

@@ -145,16 +145,37 @@ def test_late_green_on_an_older_commit_narrows_the_range(bot: Bot) -> None:
 
 
 def test_late_older_success_does_not_resolve(bot: Bot) -> None:
+    """A pass that arrives late for a commit *older* than the streak is its last green."""
+    bot.push(*range(0, 7))
+    bot.job(0, "in_progress")
+    bot.jobs([1, 2, 3, 4], "failure")
+    assert job_of(bot.only_alert(), "inductor_timm") == (4, sha(1), sha(4), None, False)
+    bot.job(0, "success")
+    alert = bot.only_alert()
+    assert alert.state == "open"
+    assert job_of(alert, "inductor_timm") == (4, sha(1), sha(4), sha(0), False)
+
+
+def test_a_late_pass_between_the_failures_shows_they_were_no_streak(bot: Bot) -> None:
+    """Failures at 1, 2, 4, 5 with 3 still running opened an alert; then 3 passed. The
+    facts are two streaks of two: no alert would have opened on them, so it is resolved,
+    saying why; a third failure after 3 starts a streak of its own."""
     bot.push(*range(0, 7))
     bot.job(0, "success")
     bot.jobs([1, 2, 4, 5], "failure")  # 3 still running
     bot.job(3, "in_progress")
+    assert job_of(bot.only_alert(), "inductor_timm") == (4, sha(1), sha(5), sha(0), False)
+    bot.job(3, "success")
     alert = bot.only_alert()
-    assert job_of(alert, "inductor_timm") == (4, sha(1), sha(5), sha(0), False)
-    bot.job(3, "success")  # finishes green, but it is older than the newest failure
-    alert = bot.only_alert()
-    assert alert.state == "open"
-    assert job_of(alert, "inductor_timm") == (2, sha(4), sha(5), sha(3), False)
+    assert alert.state == "resolved" and alert.resolved_sha == sha(3)
+    assert alert.resolve_reason is not None and "late results" in alert.resolve_reason
+    [withdrawn] = [e for e in alert_store.events(bot.store.db, alert.id)
+                   if e.kind == "job_withdrawn"]
+    assert withdrawn.data["key"] == key("inductor_timm") and withdrawn.data["sha"] == sha(3)
+    bot.job(6, "failure")
+    first, second = bot.alerts()
+    assert first.id == alert.id and first.state == "resolved"
+    assert job_of(second, "inductor_timm") == (3, sha(4), sha(6), sha(3), False)
 
 
 def test_pass_on_a_newer_commit_resolves(bot: Bot) -> None:
@@ -179,9 +200,10 @@ def test_flaky_rerun_pass_at_the_newest_failing_commit_resolves(bot: Bot) -> Non
     bot.job(3, "success", attempt=3)
     alert = bot.only_alert()
     assert alert.state == "resolved" and alert.resolved_sha == sha(3)
-    recovered = [e for e in alert_store.events(bot.store.db, alert.id)
-                 if e.kind == "job_recovered"]
-    assert [e.data["flaky"] for e in recovered] == [True]
+    # the flaky pass leaves two failing commits in a row: the job is taken back, flaky
+    taken_back = [e for e in alert_store.events(bot.store.db, alert.id)
+                  if e.kind in ("job_recovered", "job_withdrawn")]
+    assert [(e.kind, e.data["flaky"]) for e in taken_back] == [("job_withdrawn", True)]
 
 
 def test_sharded_job_is_one_key_and_any_failed_shard_fails_it(bot: Bot) -> None:
@@ -373,7 +395,8 @@ def test_timeline_records_each_change_with_actor_and_time(bot: Bot) -> None:
     assert event_jobs(extended) == [(key("a"), 4)] and extended.data["sha"] == sha(4)
     assert recovered_a.data == {"key": key("a"), "sha": sha(5), "flaky": False}
     assert recovered_b.data == {"key": key("b"), "sha": sha(4), "flaky": False}
-    assert resolved.data["sha"] == sha(4) and resolved.data["duration_s"] == 4 * 3600
+    # in trunk order the alert went green at 5, where the last of its jobs recovered
+    assert resolved.data["sha"] == sha(5) and resolved.data["duration_s"] == 4 * 3600
     assert alert.version > len(events)  # every event re-renders the Slack message
 
 

@@ -8,10 +8,9 @@ tell the same story: the same alerts, ranges and resolutions.
 from __future__ import annotations
 
 import itertools
+import random
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.replaying import alerts_of, essence, replay, write
 from tests.support.trunk import Trunk, ndjson, sharded
@@ -20,7 +19,7 @@ from tests.support.trunk import Trunk, ndjson, sharded
 KEY = "inductor / cuda12.8-py3.10-gcc9-sm86 / test (inductor_timm)"
 
 
-def incident(n: int, failing: range, salt: str) -> Trunk:
+def incident(n: int, failing: range | tuple[int, ...], salt: str) -> Trunk:
     """One job, green except on ``failing``."""
     trunk = Trunk.linear(n, [JOB], salt=salt)
     for i in range(n):
@@ -53,10 +52,11 @@ def test_a_restart_that_fails_after_the_push_run_passed_is_a_flaky_pass(tmp_path
     (job,) = alert["jobs"]
     assert (job["streak"], job["first_failing_sha"], job["newest_failing_sha"]) == (
         3, trunk.shas[1], trunk.shas[3])
-    assert job["flaky"] is True  # the failed restart is evidence of flakiness
+    assert job["flaky"] is True  # the failed restart is evidence of flakiness, linked
+    assert job["flaky_sha"] == trunk.shas[4]
+    assert job["flaky_url"] == restart["payload"]["workflow_job"]["html_url"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
 def test_a_restart_that_arrives_before_its_commit_is_placed_tells_the_same_story(
         tmp_path: Path) -> None:
     """The restart ran on trunk/{sha}: it is kept until its commit is placed, then counted."""
@@ -67,7 +67,6 @@ def test_a_restart_that_arrives_before_its_commit_is_placed_tells_the_same_story
     assert essence(early) == essence(in_order)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
 def test_a_newer_run_that_passed_wins_over_an_older_run_with_more_attempts(
         tmp_path: Path) -> None:
     """Run A failed twice (attempts 1 and 2); a restart (run B, attempt 1) passed.
@@ -110,7 +109,6 @@ def test_every_arrival_order_of_a_restarted_commit_agrees(tmp_path: Path) -> Non
 # --- HUD's own flaky markers ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
 def test_hud_failed_previous_run_marks_the_pass_flaky(tmp_path: Path) -> None:
     trunk = incident(6, range(1, 4), "hudmark")
     page = trunk.hud_page()
@@ -125,7 +123,6 @@ def test_hud_failed_previous_run_marks_the_pass_flaky(tmp_path: Path) -> None:
     assert plain["jobs"][0]["flaky"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="needs the arrival-independent streak engine (#11 step 3)")
 def test_hud_cell_runs_count_like_webhook_runs(tmp_path: Path) -> None:
     """A HUD cell listing its runs gives the same story as the webhooks of those runs."""
     trunk = incident(6, range(1, 4), "cellruns")
@@ -178,3 +175,53 @@ def test_a_pull_request_run_is_not_kept(tmp_path: Path) -> None:
     pr_run["payload"]["workflow_job"]["head_sha"] = "f" * 40
     assert essence(replayed(tmp_path, "pr", [pr_run, *trunk.deliveries()])) == essence(
         replayed(tmp_path, "plain", trunk.deliveries()))
+
+
+# --- the same facts, whatever their order or batching ------------------------------------
+
+
+def test_recovery_then_failure_resolves_at_the_recovery_in_any_order(tmp_path: Path) -> None:
+    """Green at 0, red at 1-3, green at 4, red at 5. The alert resolves at 4 and the
+    failure at 5 starts a streak of its own, whether 5 arrives before 4, after it, or
+    both come in one HUD page. It used to stay open with range (4, 5]."""
+    trunk = incident(6, (1, 2, 3, 5), "recover")
+    in_order = replayed(tmp_path, "in-order", trunk.deliveries())
+    (alert,) = in_order
+    assert alert["state"] == "resolved" and alert["resolved_sha"] == trunk.shas[4]
+    assert (alert["last_green_sha"], alert["suspects"]) == (trunk.shas[0], [trunk.shas[1]])
+    (job,) = alert["jobs"]
+    assert (job["streak"], job["newest_failing_sha"], job["recovered"]) == (3, trunk.shas[3],
+                                                                           True)
+    pushes = [trunk.push_delivery(i, i) for i in range(6)]
+    five_first = [*pushes, *(d for i in (0, 1, 2, 3, 5, 4) for d in trunk.job_deliveries(i, JOB))]
+    assert essence(replayed(tmp_path, "five-first", five_first)) == essence(in_order)
+    page = alerts_of(replay(write(tmp_path / "page.json", trunk.hud_page())))
+    assert essence(page) == essence(in_order)
+
+
+def test_an_incident_tells_the_same_story_in_every_order_and_as_one_page(
+        tmp_path: Path) -> None:
+    """Two jobs broken by one change, a flaky shard elsewhere, a periodic job, noise:
+    delivered in order, shuffled (pushes too), newest push first, or as one HUD page."""
+    hf = sharded("inductor", "inductor_huggingface", 3)
+    names = [JOB, *hf]
+    trunk = Trunk.linear(14, names, salt="story")
+    for i in range(14):
+        trunk.set(i, JOB, "failure" if 5 <= i < 10 else "success")
+        trunk.set(i, hf[0], "failure" if 5 <= i < 11 else "success")
+        trunk.set(i, hf[1], "failure", "success") if i == 3 else trunk.set(i, hf[1], "success")
+        trunk.set(i, hf[2], "success")
+    in_order = replayed(tmp_path, "in-order", trunk.deliveries())
+    (alert,) = in_order
+    assert alert["state"] == "resolved" and alert["resolved_sha"] == trunk.shas[11]
+    assert alert["suspects"] == [trunk.shas[5]] and len(alert["jobs"]) == 2
+    deliveries = trunk.deliveries()
+    for seed in range(3):
+        shuffled = list(deliveries)
+        random.Random(seed).shuffle(shuffled)
+        assert essence(replayed(tmp_path, f"shuffled-{seed}", shuffled)) == essence(in_order)
+    newest_first = sorted(deliveries, key=lambda d: d["event"] != "push")
+    newest_first[:14] = newest_first[:14][::-1]
+    assert essence(replayed(tmp_path, "newest-first", newest_first)) == essence(in_order)
+    page = alerts_of(replay(write(tmp_path / "page.json", trunk.hud_page())))
+    assert essence(page) == essence(in_order)

@@ -645,3 +645,14 @@ def test_hostile_evidence_stays_inert_and_within_limits() -> None:
     for piece in [text, *strings(blocks)]:
         assert_no_leaks(piece)
     assert "_+" in all_text(blocks)
+
+
+def test_a_flaky_commit_is_named_with_its_failed_run() -> None:
+    jobs = (job("a", 4, flaky=True, flaky_sha="f" * 40, flaky_url="https://logs.example/9"),
+            job("b", 0, recovered=True, flaky=True, flaky_sha="e" * 40),
+            job("c", 3, flaky=True, flaky_url="javascript:alert(1)"))
+    body = all_text(render_parent(alert(jobs=jobs))[1])
+    assert ("*a* failing for 4 commits" in body and ":warning: flaky at `fffffff` (failed, "
+            "then passed on a rerun: <https://logs.example/9|failed run>)" in body)
+    assert "~b~ recovered · :warning: flaky at `eeeeeee` (failed, then passed on a rerun)" in body
+    assert "javascript" not in body  # an unsafe link is left out, not shown

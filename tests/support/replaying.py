@@ -40,14 +40,18 @@ def alerts_of(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 
 
 def essence(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """What an alert says, without ids and wall times: for comparing two replays."""
-    return sorted(
+    """What the alerts say, without ids and wall times: for comparing two replays.
+
+    Alerts late results took back entirely ("withdrawn": a live bot showed them for a
+    while, then learnt better) are left out: they depend on what arrived when.
+    """
+    return sorted((
         (a["state"], a["first_failing_sha"], a["last_green_sha"], tuple(a["suspects"]),
          a.get("resolved_sha"),
          tuple(sorted((j["key"], j["streak"], j["first_failing_sha"], j["newest_failing_sha"],
                        j["recovered"]) for j in a["jobs"])))
-        for a in alerts
-    )
+        for a in alerts if not a.get("withdrawn")
+    ), key=repr)
 
 
 def write(path: Path, data: Any) -> Path:
