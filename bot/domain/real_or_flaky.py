@@ -90,6 +90,11 @@ class Judgement:
     evidence: tuple[str, ...] = ()
     against: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def telling(self) -> bool:
+        """Worth showing: a verdict, or evidence both ways; "unclear" alone says nothing."""
+        return self.verdict is not Verdict.UNCLEAR or bool(self.against)
+
 
 def judge(job: JobEvidence) -> Judgement:
     """Flaky or real, and why.

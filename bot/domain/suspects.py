@@ -282,6 +282,11 @@ def standout(ranking: Sequence[RankedSuspect]) -> RankedSuspect | None:
     return ranking[0]
 
 
+def sets_apart(ranking: Sequence[RankedSuspect]) -> bool:
+    """Whether to show the suspects most likely first: one of several stands out."""
+    return len(ranking) > 1 and standout(ranking) is not None
+
+
 GUIDES_A_BISECT = OUTER_FRAME  # the least score that names a file: area alone is a guess
 
 

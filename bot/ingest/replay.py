@@ -19,9 +19,11 @@ from typing import Any, TextIO
 from bot.config import ConfigError, load_routes
 from bot.domain.payload import PayloadError
 from bot.domain.route import Route
+from bot.domain.suspects import sets_apart
 from bot.ingest.github_payloads import parse_push, parse_workflow_job
 from bot.ingest.hud import parse_hud_page
 from bot.ingest.pipeline import Ingestor, IngestReport
+from bot.store.alert_evidence import AlertFacts, JobFacts, alert_evidence
 from bot.store.db import DatabaseUnusable, Store
 from bot.store.details import AlertDetail, alert_detail, alert_ids
 
@@ -74,16 +76,18 @@ def run(args: argparse.Namespace) -> int:
         try:
             store.migrate()
             details, problems = replay(store, routes, paths, sys.stderr)
+            facts = evidence_of(store, routes, details)
         except DatabaseUnusable as exc:
             print(f"replay: {exc.explain('--db')}", file=sys.stderr)
             return 2
         finally:
             store.close()
     if args.format == "json":
-        json.dump({"alerts": [alert_json(d) for d in details]}, sys.stdout, indent=2)
+        json.dump({"alerts": [alert_json(d, facts.get(d.id)) for d in details]}, sys.stdout,
+                  indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(details))
+        sys.stdout.write(render_text(details, facts))
     # malformed NDJSON lines are skipped and reported; a HUD page that cannot be read
     # at all (not JSON, or refused) leaves a hole in trunk order, so the run fails
     return 1 if problems.get("unusable") else 0
@@ -200,7 +204,21 @@ def _replay_delivery(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
 # --- output ---------------------------------------------------------------------------------
 
 
-def alert_json(d: AlertDetail) -> dict[str, Any]:
+def evidence_of(store: Store, routes: tuple[Route, ...],
+                details: list[AlertDetail]) -> dict[int, AlertFacts]:
+    """Each alert's evidence (EVIDENCE.md), as the Slack message shows it."""
+    by_name = {r.name: r for r in routes}
+    facts: dict[int, AlertFacts] = {}
+    for d in details:
+        route = by_name.get(d.route) or Route(name=d.route)
+        facts[d.id] = alert_evidence(store.db, d, code_area=route.code_area,
+                                     flaky_tests=route.flaky_tests)
+    return facts
+
+
+def alert_json(d: AlertDetail, facts: AlertFacts | None = None) -> dict[str, Any]:
+    jobs = facts.jobs if facts is not None else {}
+    ranked = sets_apart(facts.ranking) if facts is not None else False
     return {
         "id": d.id,
         "state": "resolved" if d.state == "resolved" else "open",
@@ -229,17 +247,37 @@ def alert_json(d: AlertDetail) -> dict[str, Any]:
                 "flaky_sha": j.flaky_sha,
                 "flaky_url": j.flaky_url,
                 "log_url": j.log_url or j.html_url,
+                **_verdict_json(jobs.get(j.key)),
             }
             for j in d.jobs
         ],
+        "failed_runs": [
+            {"key": r.key, "job": r.job_name, "state": r.state, "line": r.headline,
+             "class": r.classification.kind.value if r.classification else None,
+             "signature": r.signature}
+            for r in (facts.runs if facts is not None else ())
+        ],
+        "suspects_ranked": ranked,
+        "ranking": [{"sha": s.sha, "score": s.score, "reasons": list(s.reasons)}
+                    for s in (facts.ranking if facts is not None else ())],
     }
 
 
-def render_text(details: list[AlertDetail]) -> str:
+def _verdict_json(facts: JobFacts | None) -> dict[str, Any]:
+    if facts is None:
+        return {}
+    return {"verdict": facts.judgement.verdict.value,
+            "evidence": list(facts.judgement.evidence),
+            "against": list(facts.judgement.against)}
+
+
+def render_text(details: list[AlertDetail],
+                facts: dict[int, AlertFacts] | None = None) -> str:
     if not details:
         return "No alerts.\n"
     out: list[str] = []
     for d in details:
+        known = (facts or {}).get(d.id)
         state = "RESOLVED" if d.state == "resolved" else d.state.upper()
         if d.withdrawn:
             state += f" (withdrawn: {d.resolve_reason or 'late results took its jobs back'})"
@@ -261,13 +299,30 @@ def render_text(details: list[AlertDetail]) -> str:
                        f"newest {j.newest_failing_sha[:10]}{marks}")
             if j.log_url or j.html_url:
                 out.append(f"      log: {j.log_url or j.html_url}")
-            if j.failure_line:
-                out.append(f"      {j.failure_line[:200]}")
+            job = known.jobs.get(j.key) if known is not None else None
+            line = (job.headline if job is not None else None) or j.failure_line
+            if line:
+                out.append(f"      {line[:200]}")
+            if job is not None and job.judgement.telling:
+                verdict = job.judgement
+                text = f"{verdict.verdict.label}: {'; '.join(verdict.evidence)}"
+                if verdict.against:
+                    text += f"; but {'; '.join(verdict.against)}"
+                out.append(f"      {text}")
             if j.flaky_url:
                 out.append(f"      flaky: failed run {j.flaky_url}")
-        for c in d.suspects[:10]:
+        ranking = known.ranking if known is not None else ()
+        guided = sets_apart(ranking)
+        order = ([d.suspects[i.position] for i in ranking if i.position < len(d.suspects)]
+                 if guided else list(d.suspects))
+        why = {s.sha: s.reasons for s in ranking if s.score > 0} if guided else {}
+        if guided:
+            out.append("    suspects, most likely first:")
+        for c in order[:10]:
             pr = f" (#{c.pr_number})" if c.pr_number and f"#{c.pr_number}" not in c.title else ""
             out.append(f"    suspect {c.sha[:10]} {c.title[:80]}{pr} by {c.author or '?'}")
+            if why.get(c.sha):
+                out.append(f"      why: {'; '.join(why[c.sha][:2])}")
         if d.suspect_count > 10:
             out.append(f"    ... +{d.suspect_count - 10} more suspects")
         out.append("")

@@ -13,7 +13,7 @@ import sqlite_utils
 from bot.domain.alert_ids import short_id
 from bot.domain.hud_filter import REGEX_FLAG, name_filter
 from bot.domain.route import Route
-from bot.domain.suspects import standout
+from bot.domain.suspects import sets_apart
 from bot.slack.view import (
     AlertView,
     CommitView,
@@ -102,7 +102,7 @@ def build_alert_view(db: sqlite_utils.Database, alert_id: int,
         first_red=commit_view(detail.first_red),
         suspects=_suspects(detail, facts),
         suspect_count=detail.suspect_count,
-        ranked=len(facts.ranking) > 1 and standout(facts.ranking) is not None,
+        ranked=sets_apart(facts.ranking),
         failed_runs=tuple(_run_view(r) for r in facts.runs),
         retries=tuple(RetryView(job_name=r.job_name, requested_by=r.requested_by,
                                 state=r.state, outcome=r.outcome, detail=r.detail)
@@ -140,7 +140,7 @@ def _suspects(detail: AlertDetail, facts: AlertFacts) -> tuple[CommitView, ...]:
     """The range's commits: most likely first when the evidence sets one apart (with the
     reasons of every suspect that has some), else oldest first."""
     plain = [v for c in detail.suspects if (v := commit_view(c)) is not None]
-    if len(facts.ranking) < 2 or standout(facts.ranking) is None:
+    if not sets_apart(facts.ranking):
         return tuple(plain)
     by_sha = {v.sha: v for v in plain}
     return tuple(replace(by_sha[s.sha], reasons=s.reasons if s.score > 0 else (),

@@ -314,3 +314,37 @@ def test_other_events_are_ignored_not_reported(tmp_path: Path, other: str) -> No
     done = replay(path, config=None)
     assert done.returncode == 0 and json.loads(done.stdout) == {"alerts": []}
     assert ": skipped:" not in done.stderr
+
+
+def test_replay_shows_the_evidence_the_alert_shows(tmp_path: Path) -> None:
+    """HUD's failure lines and the pushes' files: a verdict per job and ranked suspects."""
+    trunk = Trunk.linear(10, TIMM, salt="evidence")
+    for i in range(10):
+        for name in TIMM:
+            failing = name == TIMM[1] and i >= 7
+            trunk.set(i, name, "failure" if failing else "success",
+                      line="FAILED inductor/test_timm.py::T::test_resnet - RuntimeError: boom")
+            if not failing and i in (5, 6):
+                del trunk.runs[(i, name)]  # 5..7 are the suspects: no results there
+    deliveries = [trunk.push_delivery(0, 9)]
+    for change in deliveries[0]["payload"]["commits"]:
+        index = trunk.shas.index(change["id"])
+        change["modified"] = (["test/inductor/test_timm.py"] if index == 6
+                              else [f"torch/fx/f{index}.py"])
+    pushes = tmp_path / "pushes.ndjson"
+    pushes.write_text(ndjson(deliveries))
+    done = replay(write(tmp_path / "page.json", trunk.hud_page()), pushes)
+    (alert,) = alerts_of(done)
+    (job,) = alert["jobs"]
+    assert job["verdict"] == "real"
+    assert job["evidence"] == ["the same error on 3 failing commits in a row "
+                               "(every failing commit)"]
+    assert alert["suspects_ranked"] is True
+    assert alert["ranking"][0]["sha"] == trunk.shas[6]
+    assert alert["ranking"][0]["reasons"] == [
+        "touches test/inductor/test_timm.py, the failing test's file"]
+    assert [r["class"] for r in alert["failed_runs"]] == ["test"]
+    text = replay(tmp_path / "page.json", tmp_path / "pushes.ndjson", fmt="text").stdout
+    assert "Looks real: the same error on 3 failing commits in a row" in text
+    assert "suspects, most likely first:" in text
+    assert "why: touches test/inductor/test_timm.py, the failing test's file" in text
