@@ -134,24 +134,11 @@ class EvidenceReader:
         report.alerts.update(shown)
         if changed:
             # an infra failure stops counting towards its streak (and one that turned out
-            # not to be infra counts again): recompute the cell
+            # not to be infra counts again): recompute the cell and judge the job again; a
+            # member left with only infrastructure failures leaves its alert (the engine's
+            # withdrawal, ``store.alerts.withdraw``)
             report.alerts.update(self.bot.ingestor.evidence_changed(job.repo, job.sha,
                                                                     job.job_key).alerts)
-        if changed and classification.infra:
-            report.alerts.update(self._drop_infra_members(job))
-
-    def _drop_infra_members(self, job: store.LogDue) -> set[int]:
-        """A job that joined an alert before its logs were read, and whose failures all
-        turn out to be infrastructure, leaves the alert (which resolves if it was the last)."""
-        now = self.bot.clock()
-        dropped: set[int] = set()
-        with self.bot.store.transaction() as db:
-            for alert_id, cause in store.infra_only_members(db, job.repo, job.job_key):
-                if alert_store.drop_member(
-                        db, alert_id, job.job_key, now, kind="job_infra", cause=cause,
-                        reason=f"only infrastructure failures ({cause}), not a regression"):
-                    dropped.add(alert_id)
-        return dropped
 
     # --- files the suspects touched -------------------------------------------------------------
 

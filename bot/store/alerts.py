@@ -375,25 +375,6 @@ def reopen(db: sqlite_utils.Database, alert_id: int, now: datetime, *, key: str,
     return True
 
 
-def drop_member(db: sqlite_utils.Database, alert_id: int, job_key: str, now: datetime, *,
-                kind: str, reason: str, **data: Any) -> bool:
-    """Take a job out of an open alert: its failures turned out not to be a regression
-    (e.g. infrastructure only). The event ``kind`` says why; an alert left without failing
-    jobs resolves with ``reason``. Returns False when the job was not an active member."""
-    cursor = db.execute("DELETE FROM alert_jobs WHERE alert_id = ? AND job_key = ? AND "
-                        "recovered = 0 AND alert_id IN (SELECT id FROM alerts WHERE "
-                        "state != 'resolved')", [alert_id, job_key])
-    if cursor.rowcount == 0:
-        return False
-    _refresh_range(db, alert_id)
-    add_event(db, alert_id, kind, now, key=job_key, **data)
-    left = db.execute("SELECT count(*) FROM alert_jobs WHERE alert_id = ? AND recovered = 0",
-                      [alert_id]).fetchone()[0]
-    if left == 0:
-        resolve(db, alert_id, now, reason=reason)
-    return True
-
-
 def resolve(db: sqlite_utils.Database, alert_id: int, now: datetime, *, sha: str | None = None,
             actor: str | None = None, reason: str | None = None) -> bool:
     """Resolve an alert once; returns False when it was already resolved.

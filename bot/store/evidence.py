@@ -338,32 +338,6 @@ def infra_causes(db: sqlite_utils.Database, repo: str, branch: str, job_key: str
         [branch, repo, job_key, FailureClass.INFRA.value, first, newest])]
 
 
-def infra_only_members(db: sqlite_utils.Database, repo: str,
-                       job_key: str) -> list[tuple[int, str]]:
-    """(alert id, infra cause) of open alerts where ``job_key`` is an active member none of
-    whose recorded failing commits counts as a failure any more, because its failed runs
-    there were classified infrastructure after it joined."""
-    found: list[tuple[int, str]] = []
-    for alert_id, branch, first, newest in db.execute(
-            "SELECT a.id, a.branch, j.first_failing_pos, j.newest_failing_pos FROM alerts a "
-            "JOIN alert_jobs j ON j.alert_id = a.id WHERE a.repo = ? AND a.state != 'resolved' "
-            "AND j.job_key = ? AND j.recovered = 0", [repo, job_key]).fetchall():
-        failing = db.execute(
-            "SELECT 1 FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
-            "AND status = 'failure' AND position BETWEEN ? AND ? LIMIT 1",
-            [repo, branch, job_key, first, newest]).fetchone()
-        if failing is not None:
-            continue
-        causes = [row[0] for row in db.execute(
-            "SELECT DISTINCT e.class_rule FROM job_evidence e JOIN commits c ON c.repo = e.repo "
-            "AND c.branch = ? AND c.sha = e.sha WHERE e.repo = ? AND e.job_key = ? "
-            "AND e.class = ? AND c.position BETWEEN ? AND ? ORDER BY e.class_rule",
-            [branch, repo, job_key, FailureClass.INFRA.value, first, newest])]
-        if causes:
-            found.append((alert_id, ", ".join(c or "infrastructure" for c in causes)))
-    return found
-
-
 def suspects_without_files(db: sqlite_utils.Database, per_alert: int) -> list[tuple[str, str]]:
     """(repo, sha) of open alerts' suspects whose files are neither known nor queued,
     the newest ``per_alert`` suspects of each alert (the first red commit first)."""
