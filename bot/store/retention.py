@@ -6,8 +6,8 @@ running bisect can still read. Dropped:
 
 - webhook ledger rows (``deliveries``) older than ``deliveries_days``: GitHub offers
   redelivery of recent deliveries only, so an older id can never come back;
-- raw results, cells, failure evidence and commit files of commits more than
-  ``keep_commits`` behind the branch head,
+- raw results, cells, failure evidence, commit files and job retries of commits more
+  than ``keep_commits`` behind the branch head,
   unless an open alert's range or a running bisect reaches that far back (the streak
   rules and the range of any open alert need only what those reach);
 - the timelines (and their thread-reply records) of alerts resolved more than
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from bot.store import evidence
+from bot.store import evidence, retries
 from bot.store.codec import to_iso
 from bot.store.db import Store
 
@@ -173,6 +173,8 @@ def run(store: Store, policy: Policy, now: datetime, max_batches: int = 500) -> 
               evidence.old_evidence(db, r, b, c, BATCH))
         drain("commit_files", lambda db, r=repo, b=branch, c=cut:
               evidence.old_files(db, r, b, c, BATCH))
+        drain("job_retries", lambda db, r=repo, b=branch, c=cut:
+              retries.old_retries(db, r, b, c, BATCH))
 
     def timelines(db: sqlite_utils.Database) -> int:
         events, replies = old_timelines(db, days_ago(now, policy.resolved_days))

@@ -11,7 +11,7 @@ from bot.domain.model import JobResult
 from bot.domain.route import Route
 from bot.runtime import Bot
 from bot.store import alerts as alert_store
-from bot.store import evidence, retention
+from bot.store import evidence, retention, retries
 from bot.store.codec import to_iso
 from bot.store.db import Store
 from tests.support.alerts import broken_trunk, feed
@@ -64,6 +64,27 @@ def test_results_far_behind_the_head_go_unless_an_open_alert_reaches_back(
         "SELECT count(*) FROM job_evidence").fetchone()[0]
     # the open alert still reads its whole range and goes on as before
     assert alert_store.head(bot.store.db, alert[0]).state == "open"  # type: ignore[union-attr]
+    assert not bot.run_retention(clock()), "a second pass found more to delete"
+
+
+def test_retries_go_with_the_results_they_reran(tmp_path: Path) -> None:
+    bot, clock = bot_with(tmp_path, 60, first_bad=54, retention_commits=20)
+    db = bot.store.db
+    [(alert_id,)] = db.execute("SELECT id FROM alerts WHERE state != 'resolved'").fetchall()
+    oldest, newest = (db.execute(f"SELECT sha FROM commits ORDER BY position {order} LIMIT 1")
+                      .fetchone()[0] for order in ("", "DESC"))
+    runs = [JobResult(repo="pytorch/pytorch", sha=sha, workflow="inductor",
+                      job_name=f"test (x, {n}, 2)", job_id=100 + i * 2 + n, status="completed",
+                      conclusion="failure", run_id=7, attempt=1)
+            for i, sha in enumerate((oldest, newest)) for n in (1, 2)]
+    with bot.store.transaction() as tx:
+        retries.plan(tx, alert_id, runs, {r.job_id: "inductor / test (x)" for r in runs},
+                     "U1", clock())
+        tx.execute("UPDATE job_retries SET state = 'done', outcome = 'failed' WHERE sha = ?",
+                   [oldest])
+    pruned = bot.run_retention(clock())
+    assert pruned.rows["job_retries"] == 2
+    assert {r.sha for r in retries.of_alert(db, alert_id)} == {newest}
     assert not bot.run_retention(clock()), "a second pass found more to delete"
 
 
