@@ -607,3 +607,15 @@ def m015_alert_episodes(db: Database) -> None:
         "WHERE a.id = alert_jobs.alert_id AND c.sha = alert_jobs.recovered_sha) "
         "WHERE recovered = 1")
     db.execute("CREATE INDEX alert_jobs_route ON alert_jobs (route, reached_pos)")
+
+
+@migrations()
+def m016_evidence_by_commit(db: Database) -> None:
+    """Failure evidence found by commit, without reading every row of the repository.
+
+    The alert view reads the infrastructure failures at its jobs' newest failing commits
+    (the route's other jobs that made no streak), and retention deletes the evidence of
+    commits behind its cut; both looked commits up in ``job_evidence`` by ``(repo, sha)``,
+    which no index served, so both grew with every failed job ever stored.
+    """
+    db.execute("CREATE INDEX job_evidence_commit ON job_evidence (repo, sha)")

@@ -182,7 +182,7 @@ def _job(db: sqlite_utils.Database, detail: AlertDetail, job: JobDetail,
         failing.append(FailingCommit(sha, tuple(runs),
                                      tuple(s.name for s in verdict.flaky_shards), failed_again))
     known_flaky = {t for t in tests if any(p.search(t) for p in flaky_patterns)}
-    known_flaky |= _seen_flaky(db, repo, branch, job.key) & tests
+    known_flaky |= _seen_flaky(db, repo, branch, job.key, tests)
     judgement = judge(JobEvidence(tuple(failing), _flaky_nearby(db, repo, branch, job),
                                   frozenset(known_flaky)))
     headline = newest.found.headline if newest is not None else None
@@ -223,20 +223,16 @@ def _flaky_nearby(db: sqlite_utils.Database, repo: str, branch: str,
     return tuple(sha for sha, status in rows if status == CellStatus.FLAKY.value)
 
 
-def _seen_flaky(db: sqlite_utils.Database, repo: str, branch: str, key: str) -> set[str]:
-    """Tests that failed in a run behind one of the job's newest flaky cells."""
-    shas = [row[0] for row in db.execute(
-        # the literal (not a parameter) lets SQLite use the partial index cells_flaky
-        f"SELECT sha FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
-        f"AND status = '{CellStatus.FLAKY.value}' ORDER BY position DESC LIMIT ?",
-        [repo, branch, key, FLAKY_HISTORY])]
-    tests: set[str] = set()
-    for sha in shas:
-        verdict = cell_verdict(history.results_for_cell(db, repo, key, sha))
-        ids = [r.job_id for r in verdict.flaky_runs]
-        for evidence in store.of_jobs(db, repo, ids).values():
-            tests.update(evidence.found.tests)
-    return tests
+def _seen_flaky(db: sqlite_utils.Database, repo: str, branch: str, key: str,
+                tests: set[str]) -> set[str]:
+    """The tests among ``tests`` that failed in a run behind one of the job's newest flaky
+    cells (``FLAKY_HISTORY`` of them): seen failing and passing at one commit before.
+
+    One indexed statement, whatever the length of the history (``store.flaky_cell_tests``).
+    """
+    if not tests:
+        return set()
+    return set(store.flaky_cell_tests(db, repo, branch, key, FLAKY_HISTORY)) & tests
 
 
 def _changes(db: sqlite_utils.Database, detail: AlertDetail) -> list[Change]:

@@ -200,6 +200,30 @@ def of_jobs(db: sqlite_utils.Database, repo: str,
     return found
 
 
+def flaky_cell_tests(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
+                     newest: int) -> list[str]:
+    """Tests that failed in the runs behind the job's ``newest`` flaky cells.
+
+    One statement, whatever the length of the history: the newest flaky cells come from
+    the partial index ``cells_flaky``, their failed runs from ``job_evidence_cell``. Every
+    failed run of a flaky cell is a run behind a flaky shard (a shard that failed without
+    passing would have failed the cell), and only runs whose tests ran (never an
+    infrastructure failure) list tests; so this is what merging each cell's runs again and
+    reading its flaky runs' evidence gives (``tests/store/test_alert_evidence.py`` checks
+    it against that merge).
+    """
+    tests: list[str] = []
+    for (tests_json,) in db.execute(
+            # the literal (not a parameter) lets SQLite use the partial index cells_flaky
+            "SELECT e.tests_json FROM (SELECT sha FROM cells WHERE repo = ? AND branch = ? "
+            "AND job_key = ? AND status = 'flaky' ORDER BY position DESC LIMIT ?) AS f "
+            "JOIN job_evidence e ON e.repo = ? AND e.job_key = ? AND e.sha = f.sha "
+            "WHERE e.tests_json != '[]'",
+            [repo, branch, job_key, newest, repo, job_key]):
+        tests += from_json_list(tests_json)
+    return tests
+
+
 def infra_job_ids(db: sqlite_utils.Database, repo: str, job_ids: Sequence[int]) -> frozenset[int]:
     """The jobs among ``job_ids`` whose failure is classified infrastructure."""
     if not job_ids:
@@ -217,8 +241,11 @@ def infra_at(db: sqlite_utils.Database, repo: str,
         return []
     marks = ",".join("?" * len(shas))
     cols = ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))
+    # without INDEXED BY the planner walks job_evidence_cell for its order: every failed
+    # run of the repository, on every view of an alert
     return [(_evidence(row[:-1]), row[-1]) for row in db.execute(
-        f"SELECT {cols}, r.html_url FROM job_evidence e LEFT JOIN job_results r "
+        f"SELECT {cols}, r.html_url FROM job_evidence e INDEXED BY job_evidence_commit "
+        f"LEFT JOIN job_results r "
         f"ON r.repo = e.repo AND r.job_id = e.job_id WHERE e.repo = ? AND e.class = ? "
         f"AND e.sha IN ({marks}) ORDER BY e.job_key, e.job_name, e.job_id",
         [repo, FailureClass.INFRA.value, *shas])]
