@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
 def server_config(bot: Bot, settings: Settings) -> uvicorn.Config:
     """uvicorn with the edge limits (README, "Limits at the edge")."""
     return uvicorn.Config(
-        create_app(bot), host=settings.host, port=settings.port, log_level="info",
+        create_app(bot), host=settings.host, port=settings.port,
+        # uvicorn sets its own loggers' level; LOG_LEVEL (already on the root logger) rules
+        log_level=logging.getLogger().getEffectiveLevel(),
         access_log=False, lifespan="off",
         http=guarded_protocol(settings.header_timeout,
                               settings.max_connections or default_max_connections()),
