@@ -174,10 +174,10 @@ def log_level(env: Mapping[str, str] | None = None) -> int:
 _ROUTE_FIELDS = {f.name: f for f in fields(Route)}
 _DURATION_KEYS = {"max_age", "remind_after", "remind_every", "escalate_after", "extend_interval"}
 _LIST_KEYS = {"oncall", "owners", "escalate_to", "resolvers"}
-_INT_KEYS = {"threshold", "remind_limit"}
+_INT_KEYS = {"threshold", "remind_limit", "auto_retry_budget"}
 _REGEX_KEYS = {"workflows", "exclude"}
 _STRING_LIST_KEYS = {"code_area", "flaky_tests"}
-_BOOL_KEYS = {"infra_failures_alert"}
+_BOOL_KEYS = {"infra_failures_alert", "auto_retry"}
 _PRIORITY = re.compile(r"^P[0-3]$")
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 

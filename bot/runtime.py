@@ -20,6 +20,7 @@ from bot.ingest import pollers
 from bot.ingest.evidence import EvidenceReader
 from bot.ingest.pipeline import Ingestor
 from bot.lanes import Lanes
+from bot.retry.automatic import AutoRetries
 from bot.retry.service import Retries
 from bot.schedule import Scheduler
 from bot.slack import people
@@ -89,6 +90,11 @@ class Bot:
                                github_api_url=settings.github_api_url,
                                github_token=settings.github_token,
                                on_change=self.alerts_changed)
+        # one rerun of a job's first failure, for routes with auto_retry (GITHUB_TOKEN)
+        self.auto_retries = AutoRetries(self.store, self.routes, clock, self.health,
+                                        github_api_url=settings.github_api_url,
+                                        github_token=settings.github_token,
+                                        retries=self.retries, on_change=self.alerts_changed)
         self.triage = Triage(self.store, self.routes, self.slack_api, clock, self.alerts_changed,
                              self.bisects, self.retries)
         # who the bot is in Slack, learnt in the background (never inside a request)
@@ -141,6 +147,7 @@ class Bot:
             self.scheduler.every("digest", DIGEST_INTERVAL_S, self.post_digest)
         self.bisects.register(self.scheduler)
         self.retries.register(self.scheduler)
+        self.auto_retries.register(self.scheduler)
         self.scheduler.every("retention", RETENTION_INTERVAL_S, self.run_retention,
                              first_in=60.0)
 

@@ -619,3 +619,57 @@ def m016_evidence_by_commit(db: Database) -> None:
     which no index served, so both grew with every failed job ever stored.
     """
     db.execute("CREATE INDEX job_evidence_commit ON job_evidence (repo, sha)")
+
+
+@migrations()
+def m017_auto_retries(db: Database) -> None:
+    """Automatic retries of a job's first failure (``bot/domain/auto_retry.py``) in
+    ``job_retries``, beside the ones people ask for.
+
+    Such a retry happens before any alert exists, so ``alert_id`` may be NULL (an alert
+    that later shows the job finds it by job and commit); ``route`` names the route whose
+    budget paid for it. SQLite cannot drop a NOT NULL constraint, so the table is rebuilt
+    with its rows, ids and unique key kept.
+    """
+    db.executescript(
+        """
+        CREATE TABLE job_retries_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER REFERENCES alerts(id),
+            repo TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            job_name TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            job_id INTEGER NOT NULL,
+            run_id INTEGER,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'planned',
+            outcome TEXT,
+            result_job_id INTEGER,
+            detail TEXT,
+            tries INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT,
+            started_at TEXT,
+            finished_at TEXT,
+            route TEXT,
+            UNIQUE (repo, sha, workflow, job_name)
+        );
+        INSERT INTO job_retries_new (id, alert_id, repo, sha, workflow, job_name, job_key,
+            job_id, run_id, attempt, requested_by, requested_at, state, outcome,
+            result_job_id, detail, tries, next_try_at, started_at, finished_at)
+            SELECT id, alert_id, repo, sha, workflow, job_name, job_key, job_id, run_id,
+            attempt, requested_by, requested_at, state, outcome, result_job_id, detail, tries,
+            next_try_at, started_at, finished_at FROM job_retries;
+        DROP TABLE job_retries;
+        ALTER TABLE job_retries_new RENAME TO job_retries;
+        CREATE INDEX job_retries_state ON job_retries (state, next_try_at);
+        CREATE INDEX job_retries_alert ON job_retries (alert_id);
+        CREATE INDEX job_retries_key ON job_retries (repo, job_key, sha);
+        CREATE INDEX job_retries_budget ON job_retries (route, requested_at)
+            WHERE route IS NOT NULL;
+        CREATE INDEX job_evidence_created ON job_evidence (created_at);
+        """
+    )

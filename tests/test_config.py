@@ -123,6 +123,9 @@ def test_file_with_only_defaults_yields_one_route(tmp_path: Path) -> None:
          "invalid regular expression"),
         ('[[routes]]\ninfra_failures_alert = "yes"\n', "routes[0].infra_failures_alert",
          "true or false"),
+        ('[[routes]]\nauto_retry = 1\n', "routes[0].auto_retry", "true or false"),
+        ('[[routes]]\nauto_retry_budget = 0\n', "routes[0].auto_retry_budget",
+         "positive integer"),
         ('[[routes]]\nfailure_rules = "disk"\n', "routes[0].failure_rules", "list of tables"),
         ('[[routes]]\nfailure_rules = [{pattern = "x"}]\n', "routes[0].failure_rules[0].name",
          "non-empty"),
@@ -169,6 +172,8 @@ def test_evidence_settings_of_a_route(tmp_path: Path) -> None:
 code_area = ["torch/_inductor/**", "test/inductor/**"]
 flaky_tests = ["test_cudagraph_.*"]
 infra_failures_alert = true
+auto_retry = true
+auto_retry_budget = 4
 failure_rules = [
   { name = "GPU out of memory", pattern = "CUDA out of memory" },
   { name = "our accuracy", pattern = "accuracy regressed", class = "test" },
@@ -177,11 +182,13 @@ failure_rules = [
     assert route.code_area == ("torch/_inductor/**", "test/inductor/**")
     assert route.flaky_tests == ("test_cudagraph_.*",)
     assert route.infra_failures_alert is True
+    assert route.auto_retry is True and route.auto_retry_budget == 4
     assert route.failure_rules == (FailureRule("GPU out of memory", "CUDA out of memory"),
                                    FailureRule("our accuracy", "accuracy regressed",
                                                FailureClass.TEST))
     default = Route()
     assert default.code_area == ("torch/_inductor/**",) and not default.infra_failures_alert
+    assert not default.auto_retry and default.auto_retry_budget == 10
 
 
 def test_parse_routes_accepts_plain_mappings() -> None:

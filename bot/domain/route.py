@@ -30,7 +30,7 @@ class Route:
     oncall: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()
     escalate_to: tuple[str, ...] = ()
-    resolvers: tuple[str, ...] = ()  # who may resolve / bisect; empty = everyone
+    resolvers: tuple[str, ...] = ()  # who may resolve / bisect / retry; empty = everyone
     hud_url: str = ("https://hud.pytorch.org/hud/{repo}/{branch}/0?name_filter={job_filter}"
                     "&useRegexFilter=true")
     grafana_url: str | None = None
@@ -50,6 +50,10 @@ class Route:
     failure_rules: tuple[FailureRule, ...] = ()
     flaky_tests: tuple[str, ...] = ()
     infra_failures_alert: bool = False
+    # one automatic rerun of a job's first failure (``auto_retry.py``), at most
+    # ``auto_retry_budget`` reruns per rolling 24 h for the route
+    auto_retry: bool = False
+    auto_retry_budget: int = 10
 
     def watches_job(self, workflow: str, job_name: str) -> bool:
         """True when the workflow matches and the full job name is not excluded.

@@ -9,7 +9,8 @@ later). HUD's API answers by the same HTTP conventions, so its poller uses these
 New endpoints are small functions over a client: ``job_log_tail`` reads the end of a
 job's log (the endpoint answers a redirect to blob storage, read with ``blob_client``,
 which never carries the token), ``commit_files`` the files a commit touched,
-``rerun_job``/``rerun_failed_jobs`` start reruns. ``Gone`` says asking again will not help.
+``run_state`` a run's status, ``rerun_job``/``rerun_failed_jobs`` start reruns. ``Gone``
+says asking again will not help.
 """
 
 from __future__ import annotations
@@ -200,19 +201,38 @@ def commit_files(http: httpx.Client, repo: str, sha: str, now: datetime) -> Comm
     return CommitFiles(tuple(files), len(raw) >= COMMIT_FILES_SHOWN)
 
 
-def run_attempt(http: httpx.Client, repo: str, run_id: int, now: datetime) -> int:
-    """``GET /repos/{repo}/actions/runs/{run_id}``: the run's latest attempt number.
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """A workflow run as ``GET .../actions/runs/{id}`` shows it: ``status`` (``queued``,
+    ``in_progress``, ``completed``, ...) and its latest attempt number."""
 
-    How to tell whether a rerun whose answer was lost started after all.
+    status: str
+    attempt: int
+
+
+def run_state(http: httpx.Client, repo: str, run_id: int, now: datetime) -> RunState:
+    """``GET /repos/{repo}/actions/runs/{run_id}``: the run's status and latest attempt.
+
+    GitHub refuses to rerun a job while its run is still running ("This workflow is
+    already running"), and only reruns jobs of the latest attempt.
     """
     response = get(http, f"/repos/{repo}/actions/runs/{run_id}")
     if response.status_code in (404, 410):
         raise Gone(f"run {run_id} of {repo} is gone")
     refuse(response, now)
-    attempt = json_object(response).get("run_attempt")
+    data = json_object(response)
+    attempt, status = data.get("run_attempt"), data.get("status")
     if isinstance(attempt, bool) or not isinstance(attempt, int):
         raise ApiUnavailable(f"run {run_id} of {repo} answered without a run_attempt")
-    return attempt
+    if not isinstance(status, str):
+        raise ApiUnavailable(f"run {run_id} of {repo} answered without a status")
+    return RunState(status, attempt)
+
+
+def run_attempt(http: httpx.Client, repo: str, run_id: int, now: datetime) -> int:
+    """The run's latest attempt number: how to tell whether a rerun whose answer was lost
+    started after all."""
+    return run_state(http, repo, run_id, now).attempt
 
 
 def rerun_job(http: httpx.Client, repo: str, job_id: int, now: datetime) -> None:

@@ -1,5 +1,6 @@
 """The retry desk: rerun an alert's newest failing commit's failed jobs, once per job, and
-follow the reruns until their results are in.
+follow the reruns until their results are in (the bot's own retries of first failures,
+``automatic.py``, are planned in the same table and asked for by the same tick).
 
 ``request`` (the Retry button, ``/inductor retry``) only records what to rerun, in one
 transaction, so two racing clicks rerun each job once. The ``retries`` scheduler job asks
@@ -20,6 +21,7 @@ import httpx
 import sqlite_utils
 
 from bot.domain.alert_ids import short_id
+from bot.domain.auto_retry import AUTOMATIC
 from bot.domain.cells import cell_verdict
 from bot.domain.model import CellStatus, JobResult
 from bot.domain.route import Route
@@ -85,7 +87,8 @@ class Retries:
                 alert_store.bump_version(wdb, alert_id)
         if not new:
             asker = before[0].requested_by
-            who = "you" if asker == actor else (f"<@{asker}>" if asker[:1] in "UW" else asker)
+            who = ("you" if asker == actor else "the bot, automatically" if asker == AUTOMATIC
+                   else f"<@{asker}>" if asker[:1] in "UW" else asker)
             return Answer(False, f"The failed jobs of {alert} at `{before[0].sha[:7]}` were "
                                  f"already retried (asked by {who}); each job is rerun once.",
                           "already_retried")
@@ -151,14 +154,12 @@ class Retries:
                 for retry in group:
                     store.settle(db, retry.id, store.REFUSED, None, None, now,
                                  detail=f"GitHub refused: {exc}")
-                    alert_store.bump_version(db, retry.alert_id)
-                    changed.add(retry.alert_id)
+                    _touch(db, retry, changed)
             return
         with self.store.transaction() as db:
             for retry in group:
                 store.move(db, retry.id, store.REQUESTED, now, tried=True)
-                alert_store.bump_version(db, retry.alert_id)
-                changed.add(retry.alert_id)
+                _touch(db, retry, changed)
         log.info("reran %d job(s) of %s run %s", len(group), repo, run_id)
 
     def _look(self, http: httpx.Client, retry: Retry, changed: set[int]) -> None:
@@ -177,13 +178,11 @@ class Retries:
         with self.store.transaction() as db:
             if started:
                 store.move(db, retry.id, store.REQUESTED, now)
-                alert_store.bump_version(db, retry.alert_id)
-                changed.add(retry.alert_id)
+                _touch(db, retry, changed)
             elif retry.tries >= MAX_TRIES:
                 store.settle(db, retry.id, store.REFUSED, None, None, now,
                              detail=f"no rerun started after {retry.tries} requests")
-                alert_store.bump_version(db, retry.alert_id)
-                changed.add(retry.alert_id)
+                _touch(db, retry, changed)
             else:
                 store.move(db, retry.id, store.PLANNED, now, next_try_at=now)
 
@@ -199,14 +198,16 @@ class Retries:
                     if now - retry.requested_at > RESULT_WAIT and store.settle(
                             db, retry.id, store.LOST, None, None, now,
                             detail="no result arrived"):
-                        settled.setdefault(retry.alert_id, []).append(
-                            {"job": retry.job_name, "outcome": "lost"})
+                        for alert_id in _shown_in(db, retry):
+                            settled.setdefault(alert_id, []).append(
+                                {"job": retry.job_name, "outcome": "lost"})
                     continue
                 job_id, conclusion = found
                 outcome = store.outcome_of(conclusion)
                 if store.settle(db, retry.id, store.DONE, outcome, job_id, now):
-                    settled.setdefault(retry.alert_id, []).append(
-                        {"job": retry.job_name, "outcome": outcome})
+                    for alert_id in _shown_in(db, retry):
+                        settled.setdefault(alert_id, []).append(
+                            {"job": retry.job_name, "outcome": outcome})
             for alert_id, results in settled.items():
                 alert_store.add_event(db, alert_id, "retry_result", now, results=results)
                 alert_store.bump_version(db, alert_id)
@@ -215,6 +216,22 @@ class Retries:
     def register(self, scheduler: Scheduler) -> None:
         if self.github_token:
             scheduler.every(NAME, TICK_SECONDS, self.advance)
+
+
+def _shown_in(db: sqlite_utils.Database, retry: Retry) -> list[int]:
+    """The alerts that show this retry: the one it was asked from, else (an automatic
+    retry planned before any alert) those whose job spans its commit. Resolved ones too,
+    as for a retry asked from an alert: a passing rerun is often what resolved it."""
+    if retry.alert_id is not None:
+        return [retry.alert_id]
+    return store.alerts_showing(db, retry.repo, retry.job_key, retry.sha)
+
+
+def _touch(db: sqlite_utils.Database, retry: Retry, changed: set[int]) -> None:
+    """The retry's state changed: the alerts showing it are redrawn."""
+    for alert_id in _shown_in(db, retry):
+        alert_store.bump_version(db, alert_id)
+        changed.add(alert_id)
 
 
 def failed_runs(db: sqlite_utils.Database, repo: str,

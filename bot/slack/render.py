@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.domain.alert_ids import short_id
+from bot.domain.auto_retry import AUTOMATIC
 from bot.domain.durations import format_duration
 from bot.domain.route import route_label
 from bot.domain.triage import raised_priority
@@ -376,7 +377,8 @@ _RETRY_OUTCOMES = {"passed": ":white_check_mark: passed", "failed": ":x: failed 
 def _retries_line(view: AlertView) -> str:
     """``Retried (asked by @alice): huggingface 2/3 :x: failed again, timm 1/1 …``"""
     askers = list(dict.fromkeys(r.requested_by for r in view.retries))
-    who = ", ".join(_user(a) if a[:1] in "UW" else _text(a, 30) for a in askers[:3])
+    who = ", ".join("the bot, automatically" if a == AUTOMATIC else
+                    _user(a) if a[:1] in "UW" else _text(a, 30) for a in askers[:3])
     parts = []
     for retry in view.retries[:RUNS_NAMED * 2]:
         label = run_label(FailedRunView(key="", job_name=retry.job_name))
@@ -949,6 +951,10 @@ def _retry_requested(event: EventView, alert: AlertView) -> str:
     more = len(jobs) - len(labels)
     names = ", ".join(labels) + (f" and {more} more" if more > 0 else "")
     sha = _event_sha(event, alert)
+    if event.data.get("automatic"):
+        return (f":repeat: The bot retried {len(jobs)} failed "
+                f"{'job' if len(jobs) == 1 else 'jobs'} automatically (a first failure)"
+                + (f" at {sha}" if sha else "") + (f": {names}" if names else ""))
     return (f":repeat: {_who(event)} asked to retry {len(jobs)} failed "
             f"{'job' if len(jobs) == 1 else 'jobs'}" + (f" at {sha}" if sha else "")
             + (f": {names}" if names else ""))

@@ -1,5 +1,6 @@
-"""Reruns of failed jobs asked for from Slack: one row per job of a commit, so each is rerun
-at most once, with who asked, how the request to GitHub went and what the rerun said.
+"""Reruns of failed jobs, asked for from Slack or by the bot itself (a first failure, with the
+route's budget): one row per job of a commit, so each is rerun at most once, with who asked,
+how the request to GitHub went and what the rerun said.
 
 States: ``planned`` (to be requested), ``uncertain`` (GitHub's answer was lost: look
 before asking again), ``requested`` (GitHub started it; waiting for its result),
@@ -16,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.domain.auto_retry import AUTOMATIC, BUDGET_WINDOW, affordable, budget_left
 from bot.domain.cells import is_failed_run
 from bot.domain.model import JobResult
 from bot.store.codec import from_iso, to_iso
@@ -27,8 +29,12 @@ OPEN_STATES = (PLANNED, UNCERTAIN, REQUESTED)
 
 @dataclass(frozen=True, slots=True)
 class Retry:
+    """One job's rerun. ``alert_id`` is None for an automatic retry no alert showed when
+    it was planned (``alerts_showing`` finds the alerts that show it since); ``route``
+    names the route whose budget an automatic retry spent."""
+
     id: int
-    alert_id: int
+    alert_id: int | None
     repo: str
     sha: str
     workflow: str
@@ -45,11 +51,18 @@ class Retry:
     detail: str | None
     tries: int
     next_try_at: datetime | None
+    route: str | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.requested_by == AUTOMATIC
 
 
-_COLUMNS = ("id, alert_id, repo, sha, workflow, job_name, job_key, job_id, run_id, attempt, "
-            "requested_by, requested_at, state, outcome, result_job_id, detail, tries, "
-            "next_try_at")
+_NAMES = ("id", "alert_id", "repo", "sha", "workflow", "job_name", "job_key", "job_id",
+          "run_id", "attempt", "requested_by", "requested_at", "state", "outcome",
+          "result_job_id", "detail", "tries", "next_try_at", "route")
+_COLUMNS = ", ".join(_NAMES)
+_R_COLUMNS = ", ".join(f"r.{name}" for name in _NAMES)
 
 
 def _retry(row: Sequence[Any]) -> Retry:
@@ -83,6 +96,63 @@ def plan(db: sqlite_utils.Database, alert_id: int, runs: Sequence[JobResult],
     return new, before
 
 
+def plan_automatic(db: sqlite_utils.Database, route: str, budget: int, runs: Sequence[JobResult],
+                   job_key: str, now: datetime) -> list[Retry] | None:
+    """Record the bot's own rerun of one cell's failed runs, paid from ``route``'s budget.
+
+    Returns the rows planned (empty when every job was retried already), or None when
+    the budget left cannot pay for the whole cell. The rows belong to no alert
+    (``alerts_showing`` finds the alerts that show them, now and later). Counting the
+    budget and inserting happen in the caller's write transaction, so two processes (or
+    two ticks) never spend past it; the unique key makes each job's rerun happen once.
+    """
+    if not affordable(len(runs), automatic_left(db, route, budget, now)):
+        return None
+    new: list[Retry] = []
+    for run in runs:
+        cursor = db.execute(
+            "INSERT INTO job_retries (alert_id, repo, sha, workflow, job_name, job_key, job_id, "
+            "run_id, attempt, requested_by, requested_at, state, next_try_at, route) VALUES "
+            "(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (repo, sha, workflow, job_name) DO NOTHING",
+            [run.repo, run.sha, run.workflow, run.job_name, job_key, run.job_id,
+             run.run_id, run.attempt, AUTOMATIC, to_iso(now), PLANNED, to_iso(now), route])
+        if cursor.rowcount:
+            new.append(_retry(db.execute(f"SELECT {_COLUMNS} FROM job_retries WHERE id = ?",
+                                         [cursor.lastrowid]).fetchone()))
+    return new
+
+
+def automatic_left(db: sqlite_utils.Database, route: str, budget: int, now: datetime) -> int:
+    """How many more automatic reruns ``route`` may ask for now (``budget`` per 24 h)."""
+    used = [from_iso(row[0]) for row in db.execute(
+        "SELECT requested_at FROM job_retries WHERE route = ? AND requested_at > ?",
+        [route, to_iso(now - BUDGET_WINDOW)])]
+    return budget_left(budget, [at for at in used if at is not None], now)
+
+
+def retried_at(db: sqlite_utils.Database, repo: str, job_key: str, sha: str) -> bool:
+    """Whether any shard of the job was retried (or is planned) at this commit."""
+    return db.execute("SELECT 1 FROM job_retries WHERE repo = ? AND job_key = ? AND sha = ? "
+                      "LIMIT 1", [repo, job_key, sha]).fetchone() is not None
+
+
+def alerts_showing(db: sqlite_utils.Database, repo: str, job_key: str, sha: str, *,
+                   open_only: bool = False) -> list[int]:
+    """Alerts whose job ``job_key`` spans the commit ``sha``, from its last green commit
+    to its newest failing one: they show a retry of the job there.
+
+    The last green commit is included: a retry that passed made it flaky, and that is
+    what tells a reader the job is flaky.
+    """
+    return [row[0] for row in db.execute(
+        "SELECT DISTINCT a.id FROM alert_jobs j JOIN alerts a ON a.id = j.alert_id "
+        "JOIN commits c ON c.repo = a.repo AND c.branch = a.branch AND c.sha = ? "
+        "WHERE a.repo = ? AND j.job_key = ? AND (? = 0 OR a.state != 'resolved') "
+        "AND c.position BETWEEN coalesce(j.last_green_pos, j.first_failing_pos) "
+        "AND j.newest_failing_pos ORDER BY a.id", [sha, repo, job_key, int(open_only)])]
+
+
 def due(db: sqlite_utils.Database, now: datetime) -> list[Retry]:
     """Retries to ask GitHub for (or to look for) now, oldest first."""
     return [_retry(row) for row in db.execute(
@@ -98,8 +168,16 @@ def waiting(db: sqlite_utils.Database) -> list[Retry]:
 
 
 def of_alert(db: sqlite_utils.Database, alert_id: int) -> list[Retry]:
+    """The alert's retries: those asked from it, and the bot's own retries of its jobs that
+    no alert showed when they were planned (``alerts_showing``)."""
     return [_retry(row) for row in db.execute(
-        f"SELECT {_COLUMNS} FROM job_retries WHERE alert_id = ? ORDER BY id", [alert_id])]
+        f"SELECT {_COLUMNS} FROM job_retries WHERE alert_id = ? UNION "
+        f"SELECT {_R_COLUMNS} FROM alert_jobs j JOIN alerts a ON a.id = j.alert_id "
+        "JOIN job_retries r ON r.repo = a.repo AND r.job_key = j.job_key "
+        "AND r.alert_id IS NULL "
+        "JOIN commits c ON c.repo = a.repo AND c.branch = a.branch AND c.sha = r.sha "
+        "WHERE j.alert_id = ? AND c.position BETWEEN coalesce(j.last_green_pos, "
+        "j.first_failing_pos) AND j.newest_failing_pos ORDER BY 1", [alert_id, alert_id])]
 
 
 def move(db: sqlite_utils.Database, retry_id: int, state: str, now: datetime, *,
