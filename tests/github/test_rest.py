@@ -157,3 +157,18 @@ def test_a_rerun_answered_with_a_5xx_is_uncertain(github: FakeGitHub) -> None:
     with rest.client(github.url, TOKEN) as api, pytest.raises(RerunUncertain):
         rerun_job(api, REPO, job.id, NOW)
     assert len(github.reruns) == 1, "it started anyway: GitHub's POST is not idempotent"
+
+
+def test_run_state_says_whether_a_run_has_finished_and_its_attempt(github: FakeGitHub) -> None:
+    run = github.add_run(REPO, "a" * 40, conclusion="failure")
+    failed = github.add_job(run, "test (inductor, 1, 1)", conclusion="failure")
+    with rest.client(github.url, TOKEN) as api:
+        assert rest.run_state(api, REPO, run.id, NOW) == rest.RunState("completed", 1)
+        rerun_job(api, REPO, failed.id, NOW)
+        assert rest.run_state(api, REPO, run.id, NOW) == rest.RunState("queued", 2)
+        assert rest.run_attempt(api, REPO, run.id, NOW) == 2
+        with pytest.raises(Gone):
+            rest.run_state(api, REPO, 999_999, NOW)
+        github.fail_next(f"/repos/{REPO}/actions/runs/", status=200, body={"id": run.id})
+        with pytest.raises(ApiUnavailable, match="run_attempt"):
+            rest.run_state(api, REPO, run.id, NOW)

@@ -200,6 +200,22 @@ def test_a_run_still_running_is_waited_for(tmp_path: Path, github: FakeGitHub) -
         assert tick(bot).planned and len(reruns_asked(github)) == 1
 
 
+def test_a_rate_limit_pauses_the_tick(tmp_path: Path, github: FakeGitHub) -> None:
+    world = trunk(github, GREEN, HF_BROKEN)
+    with bot_for(tmp_path, github, world, (auto(),)) as running:
+        bot = running.bot
+        feed(running, world, 0, 1)
+        github.fail_next(f"/repos/{REPO}/actions/runs/", status=429, method="GET",
+                         headers={"Retry-After": "120"})
+        report = tick(bot)
+        assert report.paused_until == running.clock() + timedelta(seconds=120)
+        assert "paused until" in (bot.health.sources["auto_retries"].error or "")
+        asked = len(github.requests)
+        assert tick(bot).planned == [] and len(github.requests) == asked, "waits it out"
+        running.clock.advance(minutes=3)
+        assert tick(bot).planned and len(reruns_asked(github)) == 1
+
+
 # --- never ---------------------------------------------------------------------------------
 
 
