@@ -127,7 +127,8 @@ class EvidenceReader:
             changed = store.record(db, result, job.job_key, found, classification,
                                    signature(found, classification), store.LOG, now,
                                    bytes_read=tail.bytes_read)
-            shown = store.open_alerts_of_job(db, job.repo, job.job_key) if changed else []
+            shown = (store.open_alerts_showing(db, job.repo, job.job_key, job.sha) if changed
+                     else [])
             for alert_id in shown:
                 alert_store.bump_version(db, alert_id)
         report.logs_read += 1

@@ -336,12 +336,20 @@ def files_of(db: sqlite_utils.Database, repo: str,
 # --- which open alerts show a job or a commit --------------------------------------------------
 
 
-def open_alerts_of_job(db: sqlite_utils.Database, repo: str, job_key: str) -> list[int]:
-    """Open alerts with ``job_key`` among their jobs: new evidence for it changes them."""
+def open_alerts_showing(db: sqlite_utils.Database, repo: str, job_key: str,
+                        sha: str) -> list[int]:
+    """Open alerts that show a run of ``job_key`` at ``sha``: new evidence for it changes them.
+
+    Its members (``job_key`` among their jobs), and the alerts whose failing jobs fail
+    newest at ``sha``: they list the infrastructure failures of other jobs there (the
+    bystanders). Missing the second kind left a parent without the runner-lost line read
+    after the members' own logs.
+    """
     return [row[0] for row in db.execute(
         "SELECT DISTINCT a.id FROM alerts a JOIN alert_jobs j ON j.alert_id = a.id "
-        "WHERE a.repo = ? AND a.state != 'resolved' AND j.job_key = ? ORDER BY a.id",
-        [repo, job_key])]
+        "WHERE a.repo = ? AND a.state != 'resolved' AND (j.job_key = ? OR "
+        "(j.newest_failing_sha = ? AND NOT j.recovered)) ORDER BY a.id",
+        [repo, job_key, sha])]
 
 
 def open_alerts_with_suspect(db: sqlite_utils.Database, repo: str, sha: str) -> list[int]:

@@ -450,8 +450,11 @@ class FakeSlack:
             self._responses.append({"key": key, **message})
             self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
         """Block until ``predicate()`` is truthy (re-checked on every change); return its value.
+
+        The default deadline is generous because it only matters when a test fails: a busy
+        2-core CI machine can take several seconds to start a bot and post its first message.
 
         Raises ``TimeoutError`` rather than returning False, so a forgotten
         ``assert`` cannot turn a failed wait into a passing test.

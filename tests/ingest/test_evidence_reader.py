@@ -209,3 +209,26 @@ def test_suspects_files_come_from_pushes_and_else_from_the_commits_api(
     asked = sorted(r.path.rsplit("/", 1)[-1] for r in github.requests_to(f"/repos/{REPO}/commits/"))
     assert asked == sorted(world.shas[2:4]), "pushed commits are known; only suspects are asked"
     assert bot.evidence.run_once().files_read == 0
+
+
+def test_a_bystanders_infra_log_read_last_still_changes_the_alert(
+        bot: Bot, github: FakeGitHub) -> None:
+    """Another job's runner-lost failure at the newest failing commit is shown in the alert
+    (not as a member): reading its log after the members' logs must redraw the alert."""
+    logs = [failing_test_log(TEST, ERROR, TRITON)] * 3
+    world, _ = breaking_world(github, logs)
+    timm = shard("inductor_timm", 1, 1)
+    [bystander] = world.run(3, {timm: ("failure", NO_SPACE)}).values()
+    push(bot, world, 0, 3)
+    [alert] = deliver(bot, world, *[j for j in world_jobs(github, world) if j != bystander])
+    assert bot.evidence.run_once().logs_read == 3  # the members' logs first
+    version = bot.store.db.execute("SELECT version FROM alerts WHERE id = ?",
+                                   [alert]).fetchone()[0]
+    deliver(bot, world, bystander)
+    report = bot.evidence.run_once()
+    assert report.logs_read == 1 and alert in report.alerts
+    assert bot.store.db.execute("SELECT version FROM alerts WHERE id = ?",
+                                [alert]).fetchone()[0] > version
+    members = [row["job_key"] for row in bot.store.db.query(
+        "SELECT job_key FROM alert_jobs WHERE alert_id = ?", [alert])]
+    assert members and not any("inductor_timm" in key for key in members), "not a member"
