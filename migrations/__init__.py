@@ -673,3 +673,128 @@ def m017_auto_retries(db: Database) -> None:
         CREATE INDEX job_evidence_created ON job_evidence (created_at);
         """
     )
+
+
+@migrations()
+def m018_lean_results(db: Database) -> None:
+    """Raw results in a leaner table: strings and commit shas interned, times as integers.
+
+    ``results`` keeps what the rules, the alert and the evidence need: the run and attempt,
+    status and conclusion, when it completed, its page and log links and its failure
+    lines. Job ids are the row ids (GitHub's are unique across repositories; HUD's
+    synthetic ones hash the commit and job name). Repositories, workflows, job names,
+    job keys, refs, statuses, conclusions and sources are ids into ``ci_strings``; shas
+    are ids into ``ci_shas``. A job page link in one of GitHub's two derivable forms is
+    stored as a marker ('' for ``/actions/runs/{run}/job/{job}``, '^' for ``/runs/{job}``).
+    One index, ``(sha, job_key)``, serves both lookups: the runs of one job at one commit,
+    and the jobs that ran at a commit once it is placed. ``job_results`` becomes a view
+    with the old columns, for readers outside the hot path. Existing rows are moved over
+    (fractions of a second dropped; ``started_at`` and ``received_at`` are not kept: no
+    rule read them).
+    """
+    db.executescript(
+        """
+        CREATE TABLE ci_strings (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+        CREATE TABLE ci_shas (id INTEGER PRIMARY KEY, sha TEXT NOT NULL UNIQUE);
+        CREATE TABLE results (
+            job_id INTEGER PRIMARY KEY,
+            repo INTEGER NOT NULL,
+            sha INTEGER NOT NULL,
+            job_key INTEGER NOT NULL,
+            workflow INTEGER NOT NULL,
+            job_name INTEGER NOT NULL,
+            ref INTEGER,
+            run_id INTEGER,
+            attempt INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            conclusion INTEGER,
+            completed INTEGER,
+            html_url TEXT,
+            log_url TEXT,
+            failure_lines TEXT,
+            source INTEGER NOT NULL
+        );
+
+        INSERT OR IGNORE INTO ci_strings (text)
+            SELECT repo FROM job_results UNION SELECT job_key FROM job_results
+            UNION SELECT workflow FROM job_results UNION SELECT job_name FROM job_results
+            UNION SELECT branch FROM job_results WHERE branch IS NOT NULL
+            UNION SELECT status FROM job_results
+            UNION SELECT conclusion FROM job_results WHERE conclusion IS NOT NULL
+            UNION SELECT source FROM job_results;
+        INSERT OR IGNORE INTO ci_shas (sha) SELECT DISTINCT sha FROM job_results;
+        INSERT OR REPLACE INTO results
+            SELECT j.job_id, rp.id, s.id, k.id, wf.id, jn.id, rf.id, j.run_id, j.attempt, st.id,
+                   cc.id, CAST(strftime('%s', j.completed_at) AS INTEGER),
+                   CASE j.html_url
+                       WHEN 'https://github.com/' || j.repo || '/actions/runs/' || j.run_id
+                            || '/job/' || j.job_id THEN ''
+                       WHEN 'https://github.com/' || j.repo || '/runs/' || j.job_id THEN '^'
+                       ELSE j.html_url END,
+                   j.log_url, nullif(j.failure_lines, '[]'), so.id
+            FROM job_results j
+            JOIN ci_strings rp ON rp.text = j.repo JOIN ci_shas s ON s.sha = j.sha
+            JOIN ci_strings k ON k.text = j.job_key JOIN ci_strings wf ON wf.text = j.workflow
+            JOIN ci_strings jn ON jn.text = j.job_name JOIN ci_strings st ON st.text = j.status
+            JOIN ci_strings so ON so.text = j.source
+            LEFT JOIN ci_strings rf ON rf.text = j.branch
+            LEFT JOIN ci_strings cc ON cc.text = j.conclusion;
+        DROP TABLE job_results;
+
+        CREATE INDEX results_commit ON results (sha, job_key);
+
+        CREATE VIEW job_results AS SELECT
+            rp.text AS repo, r.job_id AS job_id, s.sha AS sha, rf.text AS branch,
+            wf.text AS workflow, jn.text AS job_name, k.text AS job_key, r.run_id AS run_id,
+            r.attempt AS attempt, st.text AS status, cc.text AS conclusion,
+            CASE r.html_url
+                WHEN '' THEN 'https://github.com/' || rp.text || '/actions/runs/' || r.run_id
+                             || '/job/' || r.job_id
+                WHEN '^' THEN 'https://github.com/' || rp.text || '/runs/' || r.job_id
+                ELSE r.html_url END AS html_url,
+            r.log_url AS log_url, NULL AS started_at,
+            strftime('%Y-%m-%dT%H:%M:%S+00:00', r.completed, 'unixepoch') AS completed_at,
+            coalesce(r.failure_lines, '[]') AS failure_lines, so.text AS source,
+            NULL AS received_at
+        FROM results r
+        JOIN ci_strings rp ON rp.id = r.repo JOIN ci_shas s ON s.id = r.sha
+        JOIN ci_strings k ON k.id = r.job_key JOIN ci_strings wf ON wf.id = r.workflow
+        JOIN ci_strings jn ON jn.id = r.job_name JOIN ci_strings st ON st.id = r.status
+        JOIN ci_strings so ON so.id = r.source
+        LEFT JOIN ci_strings rf ON rf.id = r.ref
+        LEFT JOIN ci_strings cc ON cc.id = r.conclusion;
+        """
+    )
+
+
+@migrations()
+def m019_cells_by_position(db: Database) -> None:
+    """Cells clustered by their walk order: one B-tree, no second index.
+
+    Every read of cells walks a job's positions (the streak walk, the stretch late facts
+    can change, retention's cut); looking a cell up by commit goes through its position,
+    which the commit gives. So the table is keyed by ``(repo, branch, job_key,
+    position)`` and stored ``WITHOUT ROWID``: the ``(..., sha)`` key and the
+    ``cells_walk`` index it replaces cost more bytes than the rows themselves. Rows are
+    copied over as they are; the partial index of flaky cells is made again.
+    """
+    db.executescript(
+        """
+        CREATE TABLE cells_by_position (
+            repo TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            time TEXT,
+            PRIMARY KEY (repo, branch, job_key, position)
+        ) WITHOUT ROWID;
+        INSERT OR REPLACE INTO cells_by_position
+            SELECT repo, branch, job_key, sha, position, status, time FROM cells;
+        DROP TABLE cells;
+        ALTER TABLE cells_by_position RENAME TO cells;
+        CREATE INDEX cells_flaky ON cells (repo, branch, job_key, position)
+            WHERE status = 'flaky';
+        """
+    )

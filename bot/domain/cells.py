@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
+from functools import lru_cache
 
 from bot.domain.model import CellStatus, JobResult
 
@@ -56,6 +57,7 @@ _CLASS_OF = {
 }
 
 
+@lru_cache(maxsize=4096)
 def shard_total(job_name: str) -> int | None:
     """How many shards the job name says the job has (None for unsharded names)."""
     match = _SHARD.search(job_name)
@@ -69,9 +71,11 @@ def run_class(result: JobResult) -> RunClass:
     sends ``conclusion: null`` until the job ends; a completed run without a conclusion
     is pending too (HUD reads an empty conclusion as "not concluded").
     """
-    if result.status != "completed" or not result.conclusion:
+    conclusion = result.conclusion
+    if result.status != "completed" or not conclusion:
         return RunClass.PENDING
-    return _CLASS_OF.get(result.conclusion.lower(), RunClass.OTHER)
+    klass = _CLASS_OF.get(conclusion)
+    return klass if klass is not None else _CLASS_OF.get(conclusion.lower(), RunClass.OTHER)
 
 
 def is_failed_run(result: JobResult) -> bool:
@@ -110,7 +114,18 @@ def shard_verdict(name: str, runs: Iterable[JobResult]) -> ShardVerdict:
     3. otherwise the best class wins: success, failure, pending (a finished result
        outranks a rerun still running), neutral, skipped, cancelled.
     """
-    runs = sorted(runs, key=_newest_first)
+    runs = list(runs)
+    if len(runs) == 1:  # the common case: one run, shown as it is (HUD's rule 1)
+        only = runs[0]
+        klass = run_class(only)
+        if klass is RunClass.SUCCESS:
+            flaky = (only.conclusion or "").lower() == FLAKY
+            return ShardVerdict(name, CellStatus.FLAKY if flaky else CellStatus.SUCCESS, only)
+        if klass is RunClass.FAILURE:
+            return ShardVerdict(name, CellStatus.FAILURE, only, (only,))
+        status = CellStatus.PENDING if klass is RunClass.PENDING else CellStatus.NONE
+        return ShardVerdict(name, status, only)
+    runs.sort(key=_newest_first)
     if not runs:
         raise ValueError(f"shard {name!r} has no runs")
     considered = [r for r in runs if run_class(r) is not RunClass.CANCELLED] or runs
@@ -208,15 +223,47 @@ def flaky_seen(results: Iterable[JobResult]) -> list[FlakySeen]:
 
 
 def cell_status(results: Iterable[JobResult]) -> CellStatus:
-    """The status alone of ``cell_verdict``."""
-    return cell_verdict(results).status
+    """The status alone of ``cell_verdict``.
+
+    Nearly every cell has one run per shard: that case takes the same rules without
+    building the verdicts (recomputing a batch's cells is on the ingest path).
+    """
+    results = list(results)
+    names = {r.job_name for r in results}
+    if len(names) != len(results):
+        return cell_verdict(results).status
+    passed = flaky = pending = False
+    for run in results:
+        conclusion = run.conclusion
+        if run.status != "completed" or not conclusion:
+            pending = True
+            continue
+        klass = _CLASS_OF.get(conclusion)
+        if klass is None:
+            klass = _CLASS_OF.get(conclusion.lower(), RunClass.OTHER)
+        if klass is RunClass.FAILURE:
+            return CellStatus.FAILURE
+        if klass is RunClass.SUCCESS:
+            if conclusion.lower() == FLAKY:
+                flaky = True
+            else:
+                passed = True
+    if pending or _missing_shards(names):
+        return CellStatus.PENDING
+    if flaky:
+        return CellStatus.FLAKY
+    return CellStatus.SUCCESS if passed else CellStatus.NONE
 
 
-def _missing_shards(shards: dict[str, list[JobResult]]) -> int:
-    totals = [t for name in shards if (t := shard_total(name)) is not None]
-    if not totals:
-        return 0
-    return max(0, max(totals) - len(shards))
+def _missing_shards(shards: Iterable[str]) -> int:
+    """Shards the names announce that have not reported (names: those that did)."""
+    shards = shards if isinstance(shards, set | frozenset) else set(shards)
+    most = 0
+    for name in shards:
+        total = shard_total(name)
+        if total is not None and total > most:
+            most = total
+    return max(0, most - len(shards))
 
 
 def cell_time(results: Iterable[JobResult], commit_time: datetime | None) -> datetime | None:

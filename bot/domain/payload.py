@@ -80,6 +80,14 @@ def parse_timestamp(value: Any, path: str) -> datetime | None:
     """
     if value is None or value == "":
         return None
+    if type(value) is str and len(value) == 20 and value[19] == "Z" and value[10] == "T":
+        try:  # GitHub's own shape, 2021-08-05T10:34:58Z: one call (3.11 reads the Z)
+            quick = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the full path below says what is wrong
+        else:
+            if EARLIEST_YEAR <= quick.year < LATEST_YEAR:
+                return quick
     if not isinstance(value, str):
         raise PayloadError(f"{path}: expected an ISO 8601 string, got {type(value).__name__}")
     text = value.strip()

@@ -11,7 +11,7 @@ rules give on all the facts, whatever order they came in and however they were b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,10 +48,21 @@ class AlertChanges:
 
 
 def update_alerts(db: sqlite_utils.Database, routes: Sequence[Route], touched: Touched,
-                  now: datetime) -> AlertChanges:
-    """Bring every route's alerts up to date with the cells a batch changed."""
+                  now: datetime, starts: Collection[tuple[str, str, str]] | None = None
+                  ) -> AlertChanges:
+    """Bring every route's alerts up to date with the cells a batch changed.
+
+    ``starts`` (default: all) are the jobs whose changes may start or join a streak (a
+    new failure, a pass gone). A job with only passes added or times moved cannot make
+    a new claim: it is read again only when it is in an alert (its member may end).
+    """
     changes = AlertChanges()
     by_route: dict[str, tuple[Route, dict[str, set[int]]]] = {}
+    if starts is not None:
+        quiet = [ident for ident in touched if ident not in starts]
+        alerting = alert_store.keys_in_alerts(db, {key for _, _, key in quiet})
+        touched = {ident: positions for ident, positions in touched.items()
+                   if ident in starts or ident[2] in alerting}
     for (repo, branch, key), positions in touched.items():
         workflow, _, job_name = key.partition(" / ")
         for route in routes:

@@ -120,7 +120,12 @@ def parse_workflow_job(payload: Any) -> JobResult:
     ``status`` (queued, waiting, in_progress, completed). ``log_url`` stays ``None``
     because the webhook has none; ``bot.github.rest.logs_url()`` names the API endpoint.
     """
-    payload = checked(payload, dict, "payload")
+    if type(payload) is dict and type(payload.get("action")) is str:
+        job, repository = payload.get("workflow_job"), payload.get("repository")
+        if type(job) is dict and type(repository) is dict and type(
+                repository.get("full_name")) is str:
+            return job_result(job, repository["full_name"], "github", "workflow_job")
+    payload = checked(payload, dict, "payload")  # something is off: name the field
     field_of(payload, "action", str, "action")
     job = field_of(payload, "workflow_job", dict, "workflow_job")
     return job_result(job, _repo_name(payload), "github", "workflow_job")

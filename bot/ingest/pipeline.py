@@ -7,14 +7,14 @@ recomputed, and the alerts brought up to date with them (``alerting.py``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlite_utils
 
 from bot.domain.alerts import TooOld
-from bot.domain.cells import is_failed_run
+from bot.domain.cells import FAILED, is_failed_run
 from bot.domain.failure_classes import FailureRule, classify, rules_for
 from bot.domain.failure_lines import from_reported
 from bot.domain.jobkey import job_key as make_job_key
@@ -24,6 +24,7 @@ from bot.domain.signatures import signature
 from bot.ingest.alerting import update_alerts
 from bot.store import evidence as evidence_store
 from bot.store import history
+from bot.store import results as results_store
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 # A push whose parent has not arrived after this long is placed at the head anyway: its
 # parent's delivery was lost for good and no HUD page or commits listing filled the gap.
 PUSH_WAIT = timedelta(minutes=10)
+JOBS_REMEMBERED = 10_000  # job names whose routes and key are remembered (then forgotten)
+MISSING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class Ingestor:
         self.on_change = on_change
         self.on_too_old = on_too_old
         self.read_logs = read_logs
+        self._jobs: dict[tuple[str, str, str], tuple[frozenset[str], str] | None] = {}
+        self._infra: dict[tuple[str, str, str], bool] = {}
 
     # --- what is watched ------------------------------------------------------------------
 
@@ -108,17 +113,52 @@ class Ingestor:
         even when they arrive before the push that places their commit, and counted once
         it is placed. Pull-request runs of the same workflows are not kept.
         """
-        routes = [r for r in self.routes
-                  if r.repo == result.repo and r.watches_job(result.workflow, result.job_name)]
-        if not routes:
-            return False
+        return self._watched_key(result) is not None
+
+    def _watched_key(self, result: JobResult) -> str | None:
+        """The job key of a result ``watches_result`` keeps, else None."""
+        job = self._job(result.repo, result.workflow, result.job_name)
+        if job is None:
+            return None
+        branches, key = job
         ref = result.branch
-        if ref is None or any(r.branch == ref for r in routes) or result.sha in ref:
-            return True
+        if ref is None or ref in branches or result.sha in ref:
+            return key
         db = self.store.db
-        return any(history.get_commit(db, result.repo, r.branch, result.sha) is not None
-                   or history.is_waiting(db, result.repo, r.branch, result.sha)
-                   for r in routes)
+        known = any(history.get_commit(db, result.repo, branch, result.sha) is not None
+                    or history.is_waiting(db, result.repo, branch, result.sha)
+                    for branch in branches)
+        return key if known else None
+
+    def _job(self, repo: str, workflow: str, job_name: str) -> tuple[frozenset[str], str] | None:
+        """The branches a job is watched on and its key, or None when no route watches it.
+
+        Remembered per name: a batch has thousands of runs of a few hundred jobs, and the
+        routes' patterns are regular expressions.
+        """
+        ident = (repo, workflow, job_name)
+        if ident in self._jobs:
+            return self._jobs[ident]
+        branches = frozenset(r.branch for r in self.routes
+                             if r.repo == repo and r.watches_job(workflow, job_name))
+        found = (branches, make_job_key(workflow, job_name)) if branches else None
+        if len(self._jobs) >= JOBS_REMEMBERED:
+            self._jobs.clear()
+        self._jobs[ident] = found
+        return found
+
+    def _counts_infra(self, repo: str, branch: str, key: str) -> bool:
+        """Whether a route of the job counts infrastructure failures (remembered per key)."""
+        ident = (repo, branch, key)
+        found = self._infra.get(ident)
+        if found is None:
+            workflow, _, job_name = key.partition(" / ")
+            found = any(r.infra_failures_alert
+                        for r in self.routes_for(repo, branch, workflow, job_name))
+            if len(self._infra) >= JOBS_REMEMBERED:
+                self._infra.clear()
+            self._infra[ident] = found
+        return found
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -137,66 +177,97 @@ class Ingestor:
     def ingest(self, facts: Iterable[Fact]) -> IngestReport:
         """Record a batch of commits and results in one transaction, then judge it once.
 
-        The alert rules are a function of the facts (``alerting.py``), so one batch gives
+        Commits are placed in the order given; the runs are stored together (one read of
+        what is stored for their job ids, one write of what changed), every cell they or
+        the placed commits touch is recomputed once, and the alerts are brought up to date
+        once (``alerting.py``). The rules are a function of the facts, so one batch gives
         the same cells, streaks and alerts as the same facts one at a time, in any order.
         """
         report = IngestReport()
         with self.store.transaction() as db:
             now = self.now()
-            touched: dict[tuple[str, str, str], set[int]] = {}
-            branches: set[tuple[str, str]] = set()
+            placed: dict[tuple[str, str], list[str]] = {}
+            runs: list[tuple[JobResult, str]] = []
+            jobs = self._jobs
             for fact in facts:
                 if isinstance(fact, Commits):
-                    if self._commits(db, fact, now, report, touched):
-                        branches.add((fact.repo, fact.branch))
+                    if self.watches_commits(fact.repo, fact.branch):
+                        placed.setdefault((fact.repo, fact.branch), []).extend(
+                            self._place(db, fact, now))
+                    else:
+                        report.ignored += 1
                 else:
-                    self._result(db, fact, now, report, touched)
-            if report.results_stored or branches:
-                branches |= {(r.repo, r.branch) for r in self.routes}
-            for repo, branch in sorted(branches):
-                stale = history.place_stale_waiting(db, repo, branch, now - PUSH_WAIT)
-                report.commits_placed += len(stale)
-                self._settle(db, repo, branch, stale, touched)
-            self._evaluate(db, touched, now, report)
+                    job = jobs.get((fact.repo, fact.workflow, fact.job_name), MISSING)
+                    ref = fact.branch
+                    if job is not MISSING and job is not None and ref in job[0]:
+                        runs.append((fact, job[1]))  # the usual run: on a watched branch
+                        continue
+                    key = self._watched_key(fact)
+                    if key is None:
+                        report.ignored += 1
+                    else:
+                        runs.append((fact, key))
+            interned = results_store.Interned(db)
+            recorded = results_store.record_batch(db, runs, interned)
+            stored = recorded.changed
+            report.results_stored = len(stored)
+            for result, key in stored:
+                if result.conclusion in FAILED and is_failed_run(result):
+                    self._failure(db, result, key, now)
+            if stored or placed:
+                for repo, branch in sorted({(r.repo, r.branch) for r in self.routes}):
+                    placed.setdefault((repo, branch), []).extend(
+                        history.place_stale_waiting(db, repo, branch, now - PUSH_WAIT))
+            report.commits_placed = sum(len(shas) for shas in placed.values())
+            # the cells to recompute: those of the runs stored, and those of the runs that
+            # waited for the commits placed
+            known: dict[tuple[str, tuple[str, str]], list[JobResult]] = {}
+            for result, key in stored:
+                known.setdefault((result.repo, (key, result.sha)), []).append(result)
+            cells: dict[tuple[str, str], set[tuple[str, str]]] = {}
+            for repo in {repo for repo, _ in known}:
+                mine = {cell for r, cell in known if r == repo}
+                for branch in sorted(self.branches(repo)):
+                    cells.setdefault((repo, branch), set()).update(mine)
+            for (repo, branch), shas in placed.items():
+                # a commit whose every run came in this batch has its cells listed already
+                waited = [sha for sha in shas if sha not in recorded.new_commits]
+                for sha, keys in results_store.job_keys_at(db, repo, waited).items():
+                    cells.setdefault((repo, branch), set()).update((key, sha) for key in keys)
+            by_cell = {cell: runs for (_, cell), runs in known.items()}
+            touched: dict[tuple[str, str, str], set[int]] = {}
+            starts: set[tuple[str, str, str]] = set()
+            for (repo, branch), wanted in sorted(cells.items()):
+                fresh = set(placed.get((repo, branch), ()))
+                self._refresh(db, repo, branch, wanted, touched, starts, interned, by_cell,
+                              recorded.new_commits, fresh)
+            self._evaluate(db, touched, starts, now, report)
         self._notify(report)
         return report
 
     # --- internals ------------------------------------------------------------------------
 
-    def _commits(self, db: sqlite_utils.Database, fact: Commits, now: datetime,
-                 report: IngestReport, touched: dict[tuple[str, str, str], set[int]]) -> bool:
-        if not self.watches_commits(fact.repo, fact.branch):
-            report.ignored += 1
-            return False
+    def _place(self, db: sqlite_utils.Database, fact: Commits, now: datetime) -> list[str]:
         after = fact.after
         if after is not None and not after.strip("0"):
             after = None  # a push that created the branch has no parent
-        placed = history.place_commits(db, fact.repo, fact.branch, fact.commits, after=after,
-                                       now=now)
-        report.commits_placed += len(placed)
-        self._settle(db, fact.repo, fact.branch, placed, touched)
-        return True
+        return history.place_commits(db, fact.repo, fact.branch, fact.commits, after=after,
+                                     now=now)
 
-    def _result(self, db: sqlite_utils.Database, result: JobResult, now: datetime,
-                report: IngestReport, touched: dict[tuple[str, str, str], set[int]]) -> None:
-        if not self.watches_result(result):
-            report.ignored += 1
-            return
-        key = make_job_key(result.workflow, result.job_name)
-        if not history.record_result(db, result, key, now):
-            return
-        report.results_stored += 1
-        if is_failed_run(result):
-            self._failure(db, result, key, now)
-        for branch in self.branches(result.repo):
-            self._refresh(db, result.repo, branch, key, result.sha, touched)
-
-    def _settle(self, db: sqlite_utils.Database, repo: str, branch: str, placed: list[str],
-                touched: dict[tuple[str, str, str], set[int]]) -> None:
-        """Newly placed commits: the results that waited for them now count."""
-        for sha in placed:
-            for key in history.job_keys_at(db, repo, sha):
-                self._refresh(db, repo, branch, key, sha, touched)
+    def _refresh(self, db: sqlite_utils.Database, repo: str, branch: str,
+                 cells: set[tuple[str, str]],
+                 touched: dict[tuple[str, str, str], set[int]],
+                 starts: set[tuple[str, str, str]],
+                 interned: results_store.Interned | None = None,
+                 known: Mapping[tuple[str, str], Sequence[JobResult]] | None = None,
+                 new_commits: Collection[str] = (), fresh: Collection[str] = ()) -> None:
+        counts = {key: self._counts_infra(repo, branch, key) for key in {k for k, _ in cells}}
+        for change in history.refresh_cells(db, repo, branch, cells, counts.__getitem__,
+                                            interned, known, new_commits, fresh):
+            ident = (repo, branch, change.key)
+            touched.setdefault(ident, set()).add(change.cell.position)
+            if change.may_start_a_streak:
+                starts.add(ident)
 
     def failure_rules(self, repo: str, workflow: str, job_name: str) -> tuple[FailureRule, ...]:
         """The failure-class table for a job: its routes' own rules, then the shipped ones."""
@@ -219,15 +290,6 @@ class Ingestor:
         elif self.read_logs:
             evidence_store.want_log(db, result, key, now)
 
-    def _refresh(self, db: sqlite_utils.Database, repo: str, branch: str, key: str, sha: str,
-                 touched: dict[tuple[str, str, str], set[int]]) -> None:
-        workflow, _, job_name = key.partition(" / ")
-        count_infra = any(r.infra_failures_alert
-                          for r in self.routes_for(repo, branch, workflow, job_name))
-        cell = history.refresh_cell(db, repo, branch, key, sha, count_infra=count_infra)
-        if cell is not None:
-            touched.setdefault((repo, branch, key), set()).add(cell.position)
-
     def evidence_changed(self, repo: str, sha: str, key: str) -> IngestReport:
         """A failed run at ``sha`` was classified after it was stored: recompute its cell
         (an infra failure may stop counting) and bring the alerts up to date."""
@@ -235,9 +297,10 @@ class Ingestor:
         with self.store.transaction() as db:
             now = self.now()
             touched: dict[tuple[str, str, str], set[int]] = {}
+            starts: set[tuple[str, str, str]] = set()
             for branch in self.branches(repo):
-                self._refresh(db, repo, branch, key, sha, touched)
-            self._evaluate(db, touched, now, report)
+                self._refresh(db, repo, branch, {(key, sha)}, touched, starts)
+            self._evaluate(db, touched, starts, now, report)
         self._notify(report)
         return report
 
@@ -250,16 +313,19 @@ class Ingestor:
                 evidence_store.record_files(db, repo, sha, paths, message or None, source, now)
 
     def _evaluate(self, db: sqlite_utils.Database,
-                  touched: dict[tuple[str, str, str], set[int]], now: datetime,
+                  touched: dict[tuple[str, str, str], set[int]],
+                  starts: set[tuple[str, str, str]], now: datetime,
                   report: IngestReport) -> None:
         """Bring the alerts up to date once, after the whole batch is stored.
 
         The rules are a function of the facts (``ingest/alerting.py``), so deciding once
-        per batch gives what deciding after every result would, and costs less.
+        per batch gives what deciding after every result would, and costs less. ``starts``
+        are the jobs whose changes may start or join a streak; the others matter only to
+        jobs already in an alert.
         """
         if not touched:
             return
-        changes = update_alerts(db, self.routes, touched, now)
+        changes = update_alerts(db, self.routes, touched, now, starts)
         report.alerts |= changes.alerts
         report.too_old += changes.too_old
 

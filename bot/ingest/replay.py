@@ -7,7 +7,6 @@ alert is judged as the live bot would have judged it when that input arrived.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import tempfile
@@ -22,12 +21,25 @@ from bot.domain.route import Route
 from bot.domain.suspects import sets_apart
 from bot.ingest.github_payloads import parse_push, parse_workflow_job
 from bot.ingest.hud import parse_hud_page
-from bot.ingest.pipeline import Ingestor, IngestReport
+from bot.ingest.pipeline import Commits, Fact, Ingestor, IngestReport
 from bot.store.alert_evidence import AlertFacts, JobFacts, alert_evidence
 from bot.store.db import DatabaseUnusable, Store
 from bot.store.details import AlertDetail, alert_detail, alert_ids
 
-CHUNK = 500  # deliveries per commit while replaying
+BATCH_MIN = 4000  # a push ends a batch of at least this many deliveries
+BATCH_MAX = 5_000  # deliveries per batch at most
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _decode(line: str) -> Any:
+    """One NDJSON line (``json.loads`` without its wrapper: nothing may follow the value)."""
+    text = line if line[:1] not in (" ", "\t") else line.lstrip()
+    value, end = _raw_decode(text)
+    if text[end:].strip():
+        raise ValueError(f"extra data after the JSON value at column {end + 1}")
+    return value
 
 
 class ReplayClock:
@@ -153,33 +165,72 @@ def _replay_hud(path: Path, ingestor: Ingestor, clock: ReplayClock, report: Inge
             if page.skipped:
                 problems["skipped"] = problems.get("skipped", 0) + len(page.skipped)
             clock.see(*(c.time for c in page.commits))
-            report.merge(ingestor.commits(route_repo, route_branch, list(reversed(page.commits))))
-            report.merge(ingestor.results(page.results))
+            report.merge(ingestor.ingest([
+                Commits(route_repo, route_branch, tuple(reversed(page.commits))),
+                *page.results]))
 
 
 def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: IngestReport,
                    errors: TextIO, problems: dict[str, int]) -> None:
-    # Replay is offline: commit every CHUNK deliveries instead of after each one. Each
-    # delivery still runs as its own (nested) unit, so decisions are the same as live.
+    """Deliveries in file order, ingested in batches through the live path.
+
+    A batch ends at a push once it holds ``BATCH_MIN`` deliveries, or at ``BATCH_MAX``:
+    the rules are a function of the facts, so batching changes no alert, and "now"
+    (the newest input of the batch) stays within minutes of what a live bot had.
+    """
+    batch: list[tuple[int, Fact]] = []
+    files: list[tuple[str, list[tuple[str, tuple[str, ...], str]]]] = []
+
+    def flush() -> None:
+        with ingestor.store.transaction():  # one commit per batch, files and facts
+            for repo, changes in files:
+                ingestor.changed_files(repo, changes, "push")
+            files.clear()
+            _ingest(path, batch, ingestor, report, errors, problems)
+        batch.clear()
+
     with path.open(encoding="utf-8", errors="replace") as fh:
-        lines = enumerate(fh, start=1)
-        while True:
-            chunk = list(itertools.islice(lines, CHUNK))
-            if not chunk:
-                return
-            with ingestor.store.transaction():
-                for number, line in chunk:
-                    if not line.strip():
-                        continue
-                    try:
-                        _replay_delivery(json.loads(line), ingestor, clock, report)
-                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                        print(f"{path}:{number}: skipped: {exc}", file=errors)
-                        problems["malformed"] = problems.get("malformed", 0) + 1
+        for number, line in enumerate(fh, start=1):
+            try:
+                fact = _fact(_decode(line), ingestor, clock, files)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                if not line.strip():
+                    continue  # a blank line is no delivery
+                print(f"{path}:{number}: skipped: {exc}", file=errors)
+                problems["malformed"] = problems.get("malformed", 0) + 1
+                continue
+            if fact is None:
+                report.ignored += 1
+                continue
+            if type(fact) is Commits and len(batch) >= BATCH_MIN:
+                flush()
+            batch.append((number, fact))
+            if len(batch) >= BATCH_MAX:
+                flush()
+    flush()
 
 
-def _replay_delivery(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
-                     report: IngestReport) -> None:
+def _ingest(path: Path, batch: list[tuple[int, Fact]], ingestor: Ingestor,
+            report: IngestReport, errors: TextIO, problems: dict[str, int]) -> None:
+    """One batch; if it fails as a whole, each delivery alone, so one bad line is named."""
+    if not batch:
+        return
+    try:
+        report.merge(ingestor.ingest([fact for _, fact in batch]))
+        return
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    for number, fact in batch:
+        try:
+            report.merge(ingestor.ingest([fact]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            print(f"{path}:{number}: skipped: {exc}", file=errors)
+            problems["malformed"] = problems.get("malformed", 0) + 1
+
+
+def _fact(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
+          files: list[tuple[str, list[tuple[str, tuple[str, ...], str]]]]) -> Fact | None:
+    """One NDJSON delivery as a fact to ingest (None: an event replay does not use)."""
     if not isinstance(delivery, dict) or "event" not in delivery or "payload" not in delivery:
         raise ValueError('expected {"event": ..., "payload": {...}}')
     event, payload = delivery["event"], delivery["payload"]
@@ -187,18 +238,18 @@ def _replay_delivery(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
         push = parse_push(payload)
         clock.see(*(c.time for c in push.commits))
         if push.branch is None or push.deleted:
-            report.ignored += 1
-            return
-        report.merge(ingestor.commits(push.repo, push.branch, push.commits, after=push.before))
+            return None
         if ingestor.watches_commits(push.repo, push.branch):
-            ingestor.changed_files(push.repo, [(c.sha, c.files, c.message)
-                                               for c in push.changes], "push")
-    elif event == "workflow_job":
+            files.append((push.repo, [(c.sha, tuple(c.files), c.message)
+                                      for c in push.changes]))
+        return Commits(push.repo, push.branch, tuple(push.commits), push.before)
+    if event == "workflow_job":
         result = parse_workflow_job(payload)
-        clock.see(result.completed_at, result.started_at)
-        report.merge(ingestor.result(result))
-    else:
-        report.ignored += 1
+        when = result.completed_at or result.started_at  # it started before it completed
+        if when is not None and (clock.current is None or when > clock.current):
+            clock.current = when
+        return result
+    return None
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from bot.github.rest import ApiRateLimited, ApiUnavailable, Gone, RerunRefused, 
 from bot.health import Health
 from bot.schedule import Scheduler
 from bot.store import alerts as alert_store
-from bot.store import history
+from bot.store import results as results_store
 from bot.store import retries as store
 from bot.store.db import Store
 from bot.store.retries import Retry
@@ -244,7 +244,7 @@ def failed_runs(db: sqlite_utils.Database, repo: str,
         if member.recovered:
             continue
         sha = member.newest_failing.sha
-        verdict = cell_verdict(history.results_for_cell(db, repo, member.job_key, sha))
+        verdict = cell_verdict(results_store.results_for_cell(db, repo, member.job_key, sha))
         for shard in verdict.shards:
             if shard.status is CellStatus.FAILURE and shard.failed_runs:
                 run = shard.failed_runs[0]

@@ -20,7 +20,7 @@ from bot.domain.model import CellStatus
 from bot.domain.real_or_flaky import FailedRun, FailingCommit, JobEvidence, Judgement, judge
 from bot.domain.suspects import Change, RankedSuspect, clues_from, rank
 from bot.store import evidence as store
-from bot.store import history
+from bot.store import results as results_store
 from bot.store.details import AlertDetail, JobDetail
 
 FAILING_LOOKED_AT = 10  # newest failing commits of a streak the judgement reads
@@ -137,7 +137,7 @@ def _newest_runs(db: sqlite_utils.Database, repo: str, job: JobDetail) -> list[R
 
 def _failed_runs(db: sqlite_utils.Database, repo: str, key: str,
                  sha: str) -> tuple[CellVerdict, dict[int, store.StoredEvidence]]:
-    results = history.results_for_cell(db, repo, key, sha)
+    results = results_store.results_for_cell(db, repo, key, sha)
     verdict = cell_verdict(results)
     ids = [r.job_id for s in verdict.shards for r in s.failed_runs]
     return verdict, store.of_jobs(db, repo, ids)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -102,6 +102,18 @@ def alerts_before(db: sqlite_utils.Database, route: str, position: int) -> set[i
     return {row[0] for row in db.execute(
         f"SELECT DISTINCT alert_id FROM alert_jobs WHERE route = ? AND reached_pos < ? "
         f"AND withdrawn = 0 AND NOT {_PINNED}", [route, position])}
+
+
+def keys_in_alerts(db: sqlite_utils.Database, keys: Collection[str]) -> set[str]:
+    """The jobs among ``keys`` that are members of some alert (withdrawn ones aside)."""
+    found: set[str] = set()
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start:start + 500]
+        found.update(row[0] for row in db.execute(
+            f"SELECT DISTINCT job_key FROM alert_jobs WHERE withdrawn = 0 "
+            f"AND job_key IN ({','.join('?' * len(chunk))})", chunk))
+    return found
 
 
 def members_from(db: sqlite_utils.Database, route: str, position: int) -> list[Member]:

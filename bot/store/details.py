@@ -14,6 +14,7 @@ import sqlite_utils
 
 from bot.domain.cells import FlakySeen, flaky_seen
 from bot.store import history
+from bot.store import results as results_store
 from bot.store.codec import from_iso, from_json_list
 from bot.store.history import PlacedCommit
 
@@ -136,7 +137,7 @@ def _flaky_seen(db: sqlite_utils.Database, repo: str, branch: str, key: str,
     shas = [c.sha for c in window[-FLAKY_LOOKBACK:]]
     if low is not None and window and window[0].position == low and window[0].sha not in shas:
         shas.insert(0, window[0].sha)  # the last green itself, however long the streak
-    by_sha = history.results_at(db, repo, key, shas)
+    by_sha = results_store.results_of_job(db, repo, key, shas)
     for sha in reversed(shas):
         found = flaky_seen(by_sha.get(sha, ()))
         if found:

@@ -8,18 +8,19 @@ streak walk is one index range scan that stops at the first pass.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlite_utils
 
-from bot.domain.cells import FLAKY, cell_status, cell_time, is_failed_run
+from bot.domain.cells import FAILED, cell_status, is_failed_run
 from bot.domain.failure_classes import without_infra
 from bot.domain.model import CellStatus, Commit, JobResult, PlacedCell
 from bot.domain.trunk import chain_placements, chains
 from bot.store import evidence
-from bot.store.codec import from_iso, from_json_list, to_iso, to_json_list
+from bot.store import results as results_store
+from bot.store.codec import from_iso, to_iso
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 # missed) can be slotted between known ones without renumbering history.
 GAP = 1 << 16
 
-STATUS_RANK = {"queued": 0, "waiting": 0, "requested": 0, "pending": 1, "in_progress": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +39,6 @@ class PlacedCommit:
     pr_number: int | None
     time: datetime | None
     url: str | None
-
-
-def _status_rank(status: str) -> int:
-    return STATUS_RANK.get(status, 2)  # completed (or anything final) outranks the rest
 
 
 # --- commits ------------------------------------------------------------------------------
@@ -87,8 +83,13 @@ def _shift(db: sqlite_utils.Database, repo: str, branch: str, above: int, by: in
     params = [by, repo, branch, above]
     db.execute("UPDATE commits SET position = position + ? WHERE repo = ? AND branch = ? "
                "AND position > ?", params)
-    db.execute("UPDATE cells SET position = position + ? WHERE repo = ? AND branch = ? "
-               "AND position > ?", params)
+    # cells are keyed by position: moving them in one step could collide mid-way, so
+    # they go far out first and come back to their new places
+    far = 1 << 61
+    db.execute("UPDATE cells SET position = position + ? + ? WHERE repo = ? AND branch = ? "
+               "AND position > ?", [by, far, repo, branch, above])
+    db.execute("UPDATE cells SET position = position - ? WHERE repo = ? AND branch = ? "
+               "AND position > ?", [far, repo, branch, far])
     for column in ("first_failing_pos", "newest_failing_pos", "last_green_pos", "reached_pos",
                    "recovered_pos"):
         db.execute(
@@ -205,7 +206,8 @@ def _place_push(db: sqlite_utils.Database, repo: str, branch: str, commits: Sequ
     as a neighbour in the chain is placed; only the very first push of a branch (no
     history at all) is placed as it is, since it has nothing to wait for.
     """
-    known = commit_positions(db, repo, branch, [c.sha for c in commits])
+    found = commit_positions(db, repo, branch, [before, *(c.sha for c in commits)])
+    known = {c.sha: found[c.sha] for c in commits if c.sha in found}
     parents = [before, *(c.sha for c in commits[:-1])]
     fresh: list[tuple[Commit, str]] = []
     for commit, parent in zip(commits, parents, strict=True):
@@ -215,6 +217,18 @@ def _place_push(db: sqlite_utils.Database, repo: str, branch: str, commits: Sequ
             fresh.append((commit, parent))
     if not fresh:
         return []
+    if not known and before in found:
+        # the everyday push: its parent is placed, its commits are new: right after it
+        slots = _slots_after(db, repo, branch, found[before], len(fresh))
+        db.conn.executemany(
+            "INSERT INTO commits (repo, branch, sha, position, title, author, pr_number, time, "
+            "url, recorded_at, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(repo, branch, c.sha, pos, c.title, c.author, c.pr_number, to_iso(c.time), c.url,
+              to_iso(now), parent) for (c, parent), pos in zip(fresh, slots, strict=True)])
+        shas = [c.sha for c, _ in fresh]
+        db.execute(f"DELETE FROM waiting_commits WHERE repo = ? AND branch = ? AND sha IN "
+                   f"({','.join('?' * len(shas))})", [repo, branch, *shas])
+        return shas
     if not known and not has_commits(db, repo, branch):
         for i, (commit, parent) in enumerate(fresh):
             _insert_commit(db, repo, branch, commit, GAP * (i + 1), now, parent)
@@ -427,136 +441,121 @@ def _placed(row: tuple) -> PlacedCommit:
     return PlacedCommit(sha, position, title, author, pr_number, from_iso(time), url)
 
 
-# --- job results ----------------------------------------------------------------------------
-
-
-def record_result(db: sqlite_utils.Database, result: JobResult, job_key: str,
-                  now: datetime) -> bool:
-    """Store one attempt; returns False when it changes nothing (a redelivery, a stale status).
-
-    GitHub sends queued, in_progress and completed for one job id, possibly out of
-    order; a later status never gives way to an earlier one.
-    """
-    existing = db.execute(
-        "SELECT status, conclusion, failure_lines, log_url, html_url FROM job_results "
-        "WHERE repo = ? AND job_id = ?", [result.repo, result.job_id]).fetchone()
-    lines = to_json_list(result.failure_lines)
-    if existing is not None:
-        status, conclusion, old_lines, log_url, html_url = existing
-        if _status_rank(result.status) < _status_rank(status):
-            return False
-        if conclusion == FLAKY and result.conclusion == "success":
-            # HUD said this run's shard failed first; a plain "success" for the same run
-            # (its webhook) knows less, and must not erase the flaky marker
-            result = replace(result, conclusion=FLAKY)
-        same = (status == result.status and conclusion == result.conclusion
-                and (old_lines == lines or not result.failure_lines)
-                and (log_url == result.log_url or result.log_url is None)
-                and (html_url == result.html_url or result.html_url is None))
-        if same:
-            return False
-    db.execute(
-        "INSERT INTO job_results (repo, job_id, sha, branch, workflow, job_name, job_key, run_id, "
-        "attempt, status, conclusion, html_url, log_url, started_at, completed_at, failure_lines, "
-        "source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (repo, job_id) DO UPDATE SET status = excluded.status, "
-        "conclusion = excluded.conclusion, html_url = coalesce(excluded.html_url, html_url), "
-        "log_url = coalesce(excluded.log_url, log_url), "
-        "started_at = coalesce(excluded.started_at, started_at), "
-        "completed_at = coalesce(excluded.completed_at, completed_at), "
-        "failure_lines = CASE WHEN excluded.failure_lines = '[]' THEN failure_lines "
-        "ELSE excluded.failure_lines END, received_at = excluded.received_at",
-        [result.repo, result.job_id, result.sha, result.branch, result.workflow, result.job_name,
-         job_key, result.run_id, result.attempt, result.status, result.conclusion,
-         result.html_url, result.log_url, to_iso(result.started_at), to_iso(result.completed_at),
-         lines, result.source, to_iso(now)],
-    )
-    return True
-
-
-def results_at(db: sqlite_utils.Database, repo: str, job_key: str,
-               shas: Sequence[str]) -> dict[str, list[JobResult]]:
-    """The job's runs at each of ``shas`` (one query), for reading evidence across commits."""
-    out: dict[str, list[JobResult]] = {}
-    for start in range(0, len(shas), 500):
-        chunk = list(shas[start:start + 500])
-        marks = ",".join("?" * len(chunk))
-        for row in db.execute(
-                "SELECT workflow, job_name, job_id, status, conclusion, run_id, attempt, branch, "
-                "html_url, log_url, started_at, completed_at, failure_lines, source, sha "
-                f"FROM job_results WHERE repo = ? AND job_key = ? AND sha IN ({marks})",
-                [repo, job_key, *chunk]):
-            out.setdefault(row[14], []).append(_result(repo, row[14], row))
-    return out
-
-
-def _result(repo: str, sha: str, row: tuple) -> JobResult:
-    return JobResult(
-        repo=repo, sha=sha, workflow=row[0], job_name=row[1], job_id=row[2], status=row[3],
-        conclusion=row[4], run_id=row[5], attempt=row[6], branch=row[7], html_url=row[8],
-        log_url=row[9], started_at=from_iso(row[10]), completed_at=from_iso(row[11]),
-        failure_lines=from_json_list(row[12]), source=row[13],
-    )
-
-
-def results_for_cell(db: sqlite_utils.Database, repo: str, job_key: str,
-                     sha: str) -> list[JobResult]:
-    return [
-        JobResult(
-            repo=repo, sha=sha, workflow=row[0], job_name=row[1], job_id=row[2], status=row[3],
-            conclusion=row[4], run_id=row[5], attempt=row[6], branch=row[7], html_url=row[8],
-            log_url=row[9], started_at=from_iso(row[10]), completed_at=from_iso(row[11]),
-            failure_lines=from_json_list(row[12]), source=row[13],
-        )
-        for row in db.execute(
-            "SELECT workflow, job_name, job_id, status, conclusion, run_id, attempt, branch, "
-            "html_url, log_url, started_at, completed_at, failure_lines, source FROM job_results "
-            "WHERE repo = ? AND job_key = ? AND sha = ?", [repo, job_key, sha])
-    ]
-
-
-def job_keys_at(db: sqlite_utils.Database, repo: str, sha: str) -> list[str]:
-    # Without INDEXED BY the planner prefers the covering index job_results_cell, which
-    # only narrows on repo: every push would scan every result ever stored.
-    return [row[0] for row in db.execute(
-        "SELECT DISTINCT job_key FROM job_results INDEXED BY job_results_sha "
-        "WHERE repo = ? AND sha = ?", [repo, sha])]
-
-
 # --- cells ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CellChange:
+    """A cell that changed, and its status before (None: it is new)."""
+
+    key: str
+    cell: PlacedCell
+    before: CellStatus | None
+
+    @property
+    def may_start_a_streak(self) -> bool:
+        """A new failure, or a pass gone (two streaks may join): anything else can only end
+        or shorten streaks, or move times, which matters to jobs already in an alert."""
+        return self.cell.status is CellStatus.FAILURE or (
+            self.before is not None and self.before.is_pass and not self.cell.status.is_pass)
+
+
+def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
+                  cells: Iterable[tuple[str, str]],
+                  count_infra: Callable[[str], bool] = lambda key: True,
+                  interned: results_store.Interned | None = None,
+                  known: Mapping[tuple[str, str], Sequence[JobResult]] | None = None,
+                  new_commits: Collection[str] = (),
+                  fresh: Collection[str] = (),
+                  ) -> list[CellChange]:
+    """Recompute cells ``(job key, sha)`` from their raw results; returns those that changed.
+
+    Commits whose place in trunk order is not known yet are skipped: their results wait
+    in ``results`` and ``place_commits`` callers refresh them later. For a job whose
+    ``count_infra`` is False, failures classified as infrastructure count like cancelled
+    runs (``EVIDENCE.md``): they make no streak. One query each for the commits, the
+    runs, the infra classes and the cells as stored; one ``executemany`` for the changes.
+    A cell's time is its latest completion, else its commit's time (``cell_time``).
+    ``known``, ``new_commits``: a batch's runs by cell, and its commits that had no run
+    before it (``results.runs_of_cells``); ``fresh``: commits this batch placed (no cell
+    of theirs is stored yet).
+    """
+    wanted = sorted(set(cells))
+    if not wanted:
+        return []
+    shas = sorted({sha for _, sha in wanted})
+    placed = {sha: (pos, from_iso(t)) for sha, pos, t in _commit_rows(db, repo, branch, shas)}
+    wanted = [(key, sha) for key, sha in wanted if sha in placed]
+    if not wanted:
+        return []
+    runs = results_store.runs_of_cells(db, repo, wanted, interned, known, new_commits)
+    failed = [r.job_id for (key, _), (rs, _) in runs.items() if not count_infra(key)
+              for r in rs if r.conclusion in FAILED and is_failed_run(r)]
+    infra = evidence.infra_job_ids(db, repo, failed) if failed else frozenset()
+    # a commit placed by this batch has no cell yet: nothing to read for it
+    before = _cell_rows(db, repo, branch, [(key, placed[sha][0]) for key, sha in wanted
+                                           if sha not in fresh])
+    changed: list[CellChange] = []
+    rows: list[tuple[object, ...]] = []
+    for key, sha in wanted:
+        results, latest = runs.get((key, sha), ([], None))
+        if infra and not count_infra(key):
+            results = without_infra(results, infra)
+        position, commit_time = placed[sha]
+        status = cell_status(results)
+        # seconds, as the results store them: the same cell whether its runs were read
+        # back or are the ones just written
+        when = commit_time if latest is None else latest.replace(microsecond=0)
+        row = (sha, status.value, to_iso(when))
+        old = before.get((key, position))
+        if old == row:
+            continue
+        rows.append((repo, branch, key, sha, position, status.value, row[2]))
+        changed.append(CellChange(key, PlacedCell(position, sha, status, when),
+                                  None if old is None else CellStatus(old[1])))
+    db.conn.executemany(
+        "INSERT INTO cells (repo, branch, job_key, sha, position, status, time) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, branch, job_key, position) "
+        "DO UPDATE SET sha = excluded.sha, status = excluded.status, time = excluded.time",
+        rows)
+    return changed
 
 
 def refresh_cell(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,
                  sha: str, *, count_infra: bool = True) -> PlacedCell | None:
-    """Recompute one cell from its raw results; returns the cell when it changed.
+    """Recompute one cell; returns it when it changed (see ``refresh_cells``)."""
+    changed = refresh_cells(db, repo, branch, [(job_key, sha)], lambda key: count_infra)
+    return changed[0].cell if changed else None
 
-    Does nothing for a commit whose place in trunk order is not known yet: its results
-    wait in ``job_results`` and ``place_commits`` callers refresh them later. Without
-    ``count_infra``, failures classified as infrastructure count like cancelled runs
-    (``EVIDENCE.md``): they make no streak.
-    """
-    commit = get_commit(db, repo, branch, sha)
-    if commit is None:
-        return None
-    results = results_for_cell(db, repo, job_key, sha)
-    if not count_infra:
-        failed = [r.job_id for r in results if is_failed_run(r)]
-        results = without_infra(results, evidence.infra_job_ids(db, repo, failed))
-    status = cell_status(results)
-    when = cell_time(results, commit.time)
-    time = to_iso(when)
-    row = db.execute(
-        "SELECT status, time, position FROM cells WHERE repo = ? AND branch = ? AND job_key = ? "
-        "AND sha = ?", [repo, branch, job_key, sha]).fetchone()
-    if row is not None and tuple(row) == (status.value, time, commit.position):
-        return None
-    db.execute(
-        "INSERT INTO cells (repo, branch, job_key, sha, position, status, time) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, branch, job_key, sha) DO UPDATE SET "
-        "status = excluded.status, time = excluded.time, position = excluded.position",
-        [repo, branch, job_key, sha, commit.position, status.value, time],
-    )
-    return PlacedCell(commit.position, sha, status, when)
+
+def _commit_rows(db: sqlite_utils.Database, repo: str, branch: str,
+                 shas: Sequence[str]) -> list[tuple[str, int, str | None]]:
+    rows: list[tuple[str, int, str | None]] = []
+    for start in range(0, len(shas), 500):
+        chunk = list(shas[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows += db.execute(
+            f"SELECT sha, position, time FROM commits WHERE repo = ? AND branch = ? "
+            f"AND sha IN ({marks})", [repo, branch, *chunk]).fetchall()
+    return rows
+
+
+def _cell_rows(db: sqlite_utils.Database, repo: str, branch: str,
+               cells: Sequence[tuple[str, int]]
+               ) -> dict[tuple[str, int], tuple[str, str, str | None]]:
+    """The stored cells among ``cells`` ``(job key, position)``: (sha, status, time)."""
+    out: dict[tuple[str, int], tuple[str, str, str | None]] = {}
+    keys = sorted({key for key, _ in cells})
+    positions = sorted({pos for _, pos in cells})
+    for start in range(0, len(positions), 400):
+        chunk = positions[start:start + 400]
+        for key, position, sha, status, time in db.execute(
+                f"SELECT job_key, position, sha, status, time FROM cells WHERE repo = ? "
+                f"AND branch = ? AND job_key IN ({','.join('?' * len(keys))}) "
+                f"AND position IN ({','.join('?' * len(chunk))})",
+                [repo, branch, *keys, *chunk]):
+            out[(key, position)] = (sha, status, time)
+    return out
 
 
 def cells_between(db: sqlite_utils.Database, repo: str, branch: str, job_key: str,

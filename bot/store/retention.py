@@ -92,8 +92,9 @@ def history_cut(db: sqlite_utils.Database, repo: str, branch: str, keep_commits:
 def old_results(db: sqlite_utils.Database, repo: str, branch: str, cut: int) -> int:
     """Raw results of commits placed before ``cut`` (one batch)."""
     cursor = db.execute(
-        "DELETE FROM job_results WHERE rowid IN (SELECT r.rowid FROM commits c "
-        "JOIN job_results r ON r.repo = c.repo AND r.sha = c.sha "
+        "DELETE FROM results WHERE rowid IN (SELECT r.rowid FROM commits c "
+        "JOIN ci_shas s ON s.sha = c.sha JOIN results r ON r.sha = s.id "
+        "JOIN ci_strings rp ON rp.id = r.repo AND rp.text = c.repo "
         "WHERE c.repo = ? AND c.branch = ? AND c.position < ? LIMIT ?)",
         [repo, branch, cut, BATCH])
     return cursor.rowcount
@@ -101,8 +102,9 @@ def old_results(db: sqlite_utils.Database, repo: str, branch: str, cut: int) -> 
 
 def old_cells(db: sqlite_utils.Database, repo: str, branch: str, cut: int) -> int:
     cursor = db.execute(
-        "DELETE FROM cells WHERE rowid IN (SELECT rowid FROM cells WHERE repo = ? "
-        "AND branch = ? AND position < ? LIMIT ?)", [repo, branch, cut, BATCH])
+        "DELETE FROM cells WHERE repo = ? AND branch = ? AND (job_key, position) IN "
+        "(SELECT job_key, position FROM cells WHERE repo = ? AND branch = ? AND position < ? "
+        "LIMIT ?)", [repo, branch, repo, branch, cut, BATCH])
     return cursor.rowcount
 
 

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.domain.model import Commit
 from bot.domain.payload import PayloadError, parse_timestamp
-from bot.github.jobs import job_from_api
+from bot.github.jobs import _checked, _quick, job_from_api, job_result
 from bot.ingest.github_payloads import (
     parse_push,
     parse_workflow_job,
@@ -306,3 +308,30 @@ def test_parse_timestamp(text: str | None, expected: datetime | None) -> None:
 def test_parse_timestamp_rejects_garbage(bad: Any) -> None:
     with pytest.raises(PayloadError, match="^when:"):
         parse_timestamp(bad, "when")
+
+
+# --- the quick path for well-formed jobs agrees with the field-by-field checks -----------------
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**64, 2**64), st.text(max_size=5),
+                    st.just("a" * 40), st.just("A" * 40), st.just("2021-08-05T10:34:58Z"),
+                    st.just("0001-01-01T00:00:00Z"), st.just("not a time"), st.just({}))
+_FIELDS = ("head_sha", "head_branch", "workflow_name", "name", "id", "run_id", "run_attempt",
+           "status", "conclusion", "html_url", "started_at", "completed_at")
+
+
+@given(st.dictionaries(st.sampled_from(_FIELDS), _VALUES))
+def test_quick_job_parsing_agrees_with_the_checks(overrides: dict[str, Any]) -> None:
+    job = {"head_sha": "b" * 40, "head_branch": "main", "workflow_name": "inductor",
+           "name": "test", "id": 12, "run_id": 34, "run_attempt": 1, "status": "completed",
+           "conclusion": "failure", "html_url": "https://x", "started_at": None,
+           "completed_at": "2021-08-05T10:34:58Z", **overrides}
+    quick = _quick(job, "o/r", "github")
+    try:
+        expected = _checked(job, "o/r", "github", "workflow_job")
+    except PayloadError as exc:
+        assert quick is None
+        with pytest.raises(PayloadError, match=re.escape(str(exc))):
+            job_result(job, "o/r", "github", "workflow_job")
+        return
+    assert quick is None or quick == expected
+    assert job_result(job, "o/r", "github", "workflow_job") == expected

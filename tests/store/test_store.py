@@ -17,6 +17,7 @@ from bot.domain.route import Route
 from bot.ingest.pipeline import Ingestor
 from bot.store import alerts as alert_store
 from bot.store import history
+from bot.store import results as results_store
 from bot.store.db import Store
 from migrations import migrations
 
@@ -67,7 +68,7 @@ def test_migrate_empty_database(tmp_path: Path) -> None:
         assert store.migrate() == all_migration_names()
         assert store.pending_migrations() == []
         tables = set(store.db.table_names())
-        assert {"commits", "job_results", "cells", "deliveries", "alerts", "alert_jobs",
+        assert {"commits", "results", "cells", "deliveries", "alerts", "alert_jobs",
                 "alert_events"} <= tables
     finally:
         store.close()
@@ -97,25 +98,53 @@ def test_upgrade_from_each_earlier_migration(tmp_path: Path, stop_before: str) -
         names = all_migration_names()
         expected_applied = names[:names.index(stop_before)]
         assert [m.name for m in migrations.applied(old.db)] == expected_applied
-        # m001 holds the raw facts: they must survive every later migration. They are
-        # written as m001's code wrote them: today's code expects today's columns
+        # the raw facts must survive every later migration. They are written as the code
+        # of that stage wrote them: today's code expects today's columns
         with old.transaction() as db:
             db.execute("INSERT INTO commits (repo, branch, sha, position, recorded_at) "
                        "VALUES (?, ?, ?, ?, ?)", [REPO, BRANCH, "a" * 40, 65536, NOW.isoformat()])
-            db.execute("INSERT INTO job_results (repo, job_id, sha, branch, workflow, job_name, "
-                       "job_key, attempt, status, conclusion, source, received_at) "
-                       "VALUES (?, 1, ?, ?, 'inductor', ?, ?, 1, 'completed', 'failure', "
-                       "'github', ?)", [REPO, "a" * 40, BRANCH, KEY.partition(" / ")[2], KEY,
-                                        NOW.isoformat()])
+            write_raw_result(db)
+            if "cells" in db.table_names():
+                db.execute("INSERT INTO cells (repo, branch, job_key, sha, position, status, "
+                           "time) VALUES (?, ?, ?, ?, 65536, 'failure', ?)",
+                           [REPO, BRANCH, KEY, "a" * 40, NOW.isoformat()])
 
         assert old.migrate() == names[names.index(stop_before):]
         assert schema(old.db) == schema(reference.db)
         assert positions(old.db) == ["a" * 40]
-        assert old.db.execute("SELECT count(*) FROM job_results").fetchone()[0] == 1
+        moved = old.db.execute("SELECT repo, sha, branch, workflow, job_name, job_key, attempt, "
+                               "status, conclusion, source FROM job_results").fetchall()
+        assert moved == [(REPO, "a" * 40, BRANCH, "inductor", KEY.partition(" / ")[2], KEY, 1,
+                          "completed", "failure", "github")]
+        assert old.db.execute("SELECT job_key, sha, position, status FROM cells").fetchall() == [
+            (KEY, "a" * 40, 65536, "failure")]
         assert old.migrate() == []
     finally:
         reference.close()
         old.close()
+
+
+def write_raw_result(db: sqlite_utils.Database) -> None:
+    """One stored run, in the shape the database has at its migration stage."""
+    view = db.execute("SELECT type FROM sqlite_master WHERE name = 'job_results'").fetchone()
+    if view is not None and view[0] == "table":  # m001 .. m015
+        db.execute("INSERT INTO job_results (repo, job_id, sha, branch, workflow, job_name, "
+                   "job_key, attempt, status, conclusion, source, received_at) "
+                   "VALUES (?, 1, ?, ?, 'inductor', ?, ?, 1, 'completed', 'failure', "
+                   "'github', ?)", [REPO, "a" * 40, BRANCH, KEY.partition(" / ")[2], KEY,
+                                    NOW.isoformat()])
+        return
+    ids = {}
+    for text in (REPO, BRANCH, "inductor", KEY.partition(" / ")[2], KEY, "completed",
+                 "failure", "github"):
+        db.execute("INSERT OR IGNORE INTO ci_strings (text) VALUES (?)", [text])
+        ids[text] = db.execute("SELECT id FROM ci_strings WHERE text = ?", [text]).fetchone()[0]
+    db.execute("INSERT INTO ci_shas (sha) VALUES (?)", ["a" * 40])
+    sha = db.execute("SELECT id FROM ci_shas").fetchone()[0]
+    db.execute("INSERT INTO results (job_id, repo, sha, job_key, workflow, job_name, ref, "
+               "attempt, status, conclusion, source) VALUES (1, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+               [ids[REPO], sha, ids[KEY], ids["inductor"], ids[KEY.partition(" / ")[2]],
+                ids[BRANCH], ids["completed"], ids["failure"], ids["github"]])
 
 
 # --- connection settings -----------------------------------------------------------------------
@@ -241,20 +270,19 @@ def test_concurrent_ingest_from_threads_stores_every_result(store: Store) -> Non
 def test_same_result_twice_changes_nothing(store: Store) -> None:
     with store.transaction() as db:
         history.place_commits(db, REPO, BRANCH, [Commit("a" * 40)], now=NOW)
-        assert history.record_result(db, result(1, "a" * 40, "failure"), KEY, NOW)
+        assert results_store.record_result(db, result(1, "a" * 40, "failure"), KEY)
     conn = store.db.conn
     before = conn.total_changes
     with store.transaction() as db:
-        assert not history.record_result(db, result(1, "a" * 40, "failure"), KEY,
-                                          NOW + timedelta(hours=1))
+        assert not results_store.record_result(db, result(1, "a" * 40, "failure"), KEY)
     assert conn.total_changes == before
 
 
 def test_earlier_status_never_replaces_a_later_one(store: Store) -> None:
     with store.transaction() as db:
-        history.record_result(db, result(1, "a" * 40, "failure"), KEY, NOW)
-        assert not history.record_result(db, result(1, "a" * 40, None, status="in_progress"),
-                                         KEY, NOW)
+        results_store.record_result(db, result(1, "a" * 40, "failure"), KEY)
+        assert not results_store.record_result(
+            db, result(1, "a" * 40, None, status="in_progress"), KEY)
         row = db.execute("SELECT status, conclusion FROM job_results").fetchone()
     assert row == ("completed", "failure")
 
@@ -265,7 +293,7 @@ def test_cells_can_be_recomputed_from_raw_results(store: Store) -> None:
     with store.transaction() as db:
         history.place_commits(db, REPO, BRANCH, [Commit(s) for s in shas], now=NOW)
         for n, (sha, conclusion) in enumerate(zip(shas, conclusions, strict=True)):
-            history.record_result(db, result(n + 1, sha, conclusion), KEY, NOW)
+            results_store.record_result(db, result(n + 1, sha, conclusion), KEY)
             history.refresh_cell(db, REPO, BRANCH, KEY, sha)
     query = "SELECT job_key, sha, position, status FROM cells ORDER BY position"
     before = store.db.execute(query).fetchall()
@@ -279,7 +307,7 @@ def test_cells_can_be_recomputed_from_raw_results(store: Store) -> None:
 
 def test_results_for_an_unknown_commit_wait_for_its_push(store: Store) -> None:
     with store.transaction() as db:
-        history.record_result(db, result(1, "b" * 40, "failure"), KEY, NOW)
+        results_store.record_result(db, result(1, "b" * 40, "failure"), KEY)
         assert not history.refresh_cell(db, REPO, BRANCH, KEY, "b" * 40)
         history.place_commits(db, REPO, BRANCH, [Commit("b" * 40)], now=NOW)
         assert history.refresh_cell(db, REPO, BRANCH, KEY, "b" * 40)
@@ -302,7 +330,7 @@ def test_renumbering_a_full_gap_keeps_order_and_cells(store: Store) -> None:
     low, high = Commit("1" * 40), Commit("2" * 40)
     with store.transaction() as db:
         history.place_commits(db, REPO, BRANCH, [low, high], now=NOW)
-        history.record_result(db, result(1, high.sha, "failure"), KEY, NOW)
+        results_store.record_result(db, result(1, high.sha, "failure"), KEY)
         history.refresh_cell(db, REPO, BRANCH, KEY, high.sha)
         expected = [low.sha, high.sha]
         newest_inserted = high
