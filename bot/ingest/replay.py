@@ -106,8 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def replay(store: Store, routes: tuple[Route, ...], paths: list[Path],
-           errors: TextIO) -> tuple[list[AlertDetail], dict[str, int]]:
-    """Replay every input in order; returns all alerts (oldest first) and problem counts."""
+           errors: TextIO, batch: tuple[int, int] = (BATCH_MIN, BATCH_MAX),
+           ) -> tuple[list[AlertDetail], dict[str, int]]:
+    """Replay every input in order; returns all alerts (oldest first) and problem counts.
+
+    ``batch`` is (``BATCH_MIN``, ``BATCH_MAX``): (1, 1) ingests one delivery at a time, as
+    a live bot would, which tests use to show batching changes no alert.
+    """
     clock = ReplayClock()
     ingestor = Ingestor(store, routes, clock)
     problems: dict[str, int] = {}
@@ -120,7 +125,7 @@ def replay(store: Store, routes: tuple[Route, ...], paths: list[Path],
         if _is_hud(path):
             _replay_hud(path, ingestor, clock, report, errors, problems)
         else:
-            _replay_ndjson(path, ingestor, clock, report, errors, problems)
+            _replay_ndjson(path, ingestor, clock, report, errors, problems, batch)
     db = store.db
     details = [d for i in alert_ids(db) if (d := alert_detail(db, i)) is not None]
     return details, problems
@@ -171,7 +176,8 @@ def _replay_hud(path: Path, ingestor: Ingestor, clock: ReplayClock, report: Inge
 
 
 def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: IngestReport,
-                   errors: TextIO, problems: dict[str, int]) -> None:
+                   errors: TextIO, problems: dict[str, int],
+                   sizes: tuple[int, int] = (BATCH_MIN, BATCH_MAX)) -> None:
     """Deliveries in file order, ingested in batches through the live path.
 
     A batch ends at a push once it holds ``BATCH_MIN`` deliveries, or at ``BATCH_MAX``:
@@ -180,6 +186,7 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
     """
     batch: list[tuple[int, Fact]] = []
     files: list[tuple[str, list[tuple[str, tuple[str, ...], str]]]] = []
+    least, most = sizes
 
     def flush() -> None:
         with ingestor.store.transaction():  # one commit per batch, files and facts
@@ -202,10 +209,10 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
             if fact is None:
                 report.ignored += 1
                 continue
-            if type(fact) is Commits and len(batch) >= BATCH_MIN:
+            if type(fact) is Commits and len(batch) >= least:
                 flush()
             batch.append((number, fact))
-            if len(batch) >= BATCH_MAX:
+            if len(batch) >= most:
                 flush()
     flush()
 

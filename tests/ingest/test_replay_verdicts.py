@@ -7,10 +7,13 @@ tell the same story: the same alerts, ranges and resolutions.
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support.replaying import alerts_of, essence, replay, write
 from tests.support.trunk import Trunk, ndjson, sharded
@@ -225,3 +228,59 @@ def test_an_incident_tells_the_same_story_in_every_order_and_as_one_page(
     assert essence(replayed(tmp_path, "newest-first", newest_first)) == essence(in_order)
     page = alerts_of(replay(write(tmp_path / "page.json", trunk.hud_page())))
     assert essence(page) == essence(in_order)
+
+
+# --- batched replay and the live path --------------------------------------------------------
+
+
+def noisy_history(seed: int) -> Trunk:
+    """Three sharded jobs over 40 commits: breakages that recover, flaky reruns, restarts."""
+    rng = random.Random(seed)
+    names = [*sharded("inductor", "inductor_timm", 2), *sharded("inductor", "inductor_hf", 3),
+             *sharded("inductor-periodic", "dynamo_eager", 2)]
+    trunk = Trunk.linear(40, names, salt=f"noisy{seed}")
+    broken = {name: set() for name in names}
+    for _ in range(4):
+        start, victims = rng.randrange(35), rng.sample(names, 2)
+        for name in victims:
+            broken[name].update(range(start, start + rng.randint(2, 7)))
+    for i in range(40):
+        for name in names:
+            if "periodic" in name and i % 3:
+                continue
+            if i in broken[name]:
+                trunk.set(i, name, *(["failure"] if rng.random() < 0.8 else ["failure", "success"]))
+            else:
+                trunk.set(i, name, "success" if rng.random() < 0.95 else "failure")
+    return trunk
+
+
+def in_process(tmp_path: Path, name: str, deliveries: list[dict[str, Any]],
+               batch: tuple[int, int]) -> list[dict[str, Any]]:
+    from bot.domain.route import Route
+    from bot.ingest.replay import alert_json
+    from bot.ingest.replay import replay as run_replay
+    from bot.store.db import Store
+
+    path = tmp_path / f"{name}.ndjson"
+    path.write_text(ndjson(deliveries))
+    store = Store(tmp_path / f"{name}.db")
+    store.migrate()
+    try:
+        details, problems = run_replay(store, (Route(),), [path], io.StringIO(), batch)
+    finally:
+        store.close()
+    assert not problems
+    return [alert_json(d) for d in details]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batched_replay_reports_what_the_live_path_does(tmp_path: Path, seed: int) -> None:
+    """One delivery at a time (the live path), small batches, and the default batches."""
+    trunk = noisy_history(seed)
+    deliveries = trunk.deliveries(shuffle_seed=seed, push_batch=2)
+    live = in_process(tmp_path, "live", deliveries, (1, 1))
+    assert live, "the history has breakages"
+    for sizes in ((7, 13), (100, 250)):
+        assert essence(in_process(tmp_path, f"b{sizes[0]}", deliveries, sizes)) == essence(live)
+    assert essence(in_process(tmp_path, "default", deliveries, (4_000, 5_000))) == essence(live)
