@@ -211,7 +211,7 @@ def retained(path: Path, commits: int) -> None:
     while bot.run_retention():  # one pass is bounded; the hourly job would go on next hour
         pass
     took = time.perf_counter() - started
-    kept = bot.store.db.execute("SELECT count(*) FROM job_results").fetchone()[0]
+    kept = bot.store.db.execute("SELECT count(*) FROM results").fetchone()[0]
     after = db_mb(path)
     print(f"retention (defaults): {before:.0f} MB -> {after:.0f} MB in {took:.0f} s; "
           f"{kept:,} results kept, {after * 2**20 / max(kept, 1):.0f} B per kept result",

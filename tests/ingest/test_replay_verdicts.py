@@ -255,32 +255,64 @@ def noisy_history(seed: int) -> Trunk:
     return trunk
 
 
-def in_process(tmp_path: Path, name: str, deliveries: list[dict[str, Any]],
-               batch: tuple[int, int]) -> list[dict[str, Any]]:
+def in_process(tmp_path: Path, name: str, source: list[dict[str, Any]] | Path,
+               batch: tuple[int, int], routes: tuple[Any, ...] | None = None,
+               ) -> list[dict[str, Any]]:
+    """Replay deliveries (or an NDJSON file) in this process with the given batch sizes."""
     from bot.domain.route import Route
     from bot.ingest.replay import alert_json
     from bot.ingest.replay import replay as run_replay
     from bot.store.db import Store
 
-    path = tmp_path / f"{name}.ndjson"
-    path.write_text(ndjson(deliveries))
+    if isinstance(source, Path):
+        path = source
+    else:
+        path = tmp_path / f"{name}.ndjson"
+        path.write_text(ndjson(source))
     store = Store(tmp_path / f"{name}.db")
     store.migrate()
     try:
-        details, problems = run_replay(store, (Route(),), [path], io.StringIO(), batch)
+        details, problems = run_replay(store, routes or (Route(),), [path], io.StringIO(), batch)
     finally:
         store.close()
     assert not problems
     return [alert_json(d) for d in details]
 
 
-@pytest.mark.parametrize("seed", range(4))
+BATCHES = ((7, 13), (100, 250), (4_000, 5_000))  # small, middling, replay's own
+
+
+def test_the_example_incident_batched_reports_what_the_live_path_does(tmp_path: Path) -> None:
+    """examples/inductor-incident one delivery at a time (the live path) and in batches."""
+    from bot.config import load_routes
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "inductor-incident"
+    routes = load_routes(str(example / "routes.toml"))
+    incident = example / "incident.ndjson"
+    live = in_process(tmp_path, "live", incident, (1, 1), routes)
+    assert live, "the incident opens alerts"
+    for least, most in BATCHES:
+        assert essence(in_process(tmp_path, f"b{most}", incident, (least, most), routes)) \
+            == essence(live)
+
+
+# Seeds 0 and 3: one delivery at a time leaves a *recovered* member as it was when it
+# recovered, although late passes then split its streak below the threshold (seed 0) or
+# shortened it (seed 3); a batch sees those passes first and gets what ALERTS.md says.
+# The engine on main before the batched path behaves the same (found with this test).
+STALE_RECOVERED = pytest.mark.xfail(
+    strict=True, reason="the live path does not re-judge a recovered member when late "
+                        "passes split its streak (engine, #11)")
+
+
+@pytest.mark.parametrize("seed", [pytest.param(0, marks=STALE_RECOVERED), 1, 2,
+                                  pytest.param(3, marks=STALE_RECOVERED)])
 def test_batched_replay_reports_what_the_live_path_does(tmp_path: Path, seed: int) -> None:
     """One delivery at a time (the live path), small batches, and the default batches."""
     trunk = noisy_history(seed)
     deliveries = trunk.deliveries(shuffle_seed=seed, push_batch=2)
     live = in_process(tmp_path, "live", deliveries, (1, 1))
     assert live, "the history has breakages"
-    for sizes in ((7, 13), (100, 250)):
-        assert essence(in_process(tmp_path, f"b{sizes[0]}", deliveries, sizes)) == essence(live)
-    assert essence(in_process(tmp_path, "default", deliveries, (4_000, 5_000))) == essence(live)
+    for least, most in BATCHES:
+        assert essence(in_process(tmp_path, f"b{most}", deliveries, (least, most))) \
+            == essence(live)
