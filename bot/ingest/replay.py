@@ -190,7 +190,10 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
 
     def flush() -> None:
         with ingestor.store.transaction():  # one commit per batch, files and facts
+            by_repo: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
             for repo, changes in files:
+                by_repo.setdefault(repo, []).extend(changes)
+            for repo, changes in by_repo.items():
                 ingestor.changed_files(repo, changes, "push")
             files.clear()
             _ingest(path, batch, ingestor, report, errors, problems)
@@ -238,9 +241,15 @@ def _ingest(path: Path, batch: list[tuple[int, Fact]], ingestor: Ingestor,
 def _fact(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
           files: list[tuple[str, list[tuple[str, tuple[str, ...], str]]]]) -> Fact | None:
     """One NDJSON delivery as a fact to ingest (None: an event replay does not use)."""
-    if not isinstance(delivery, dict) or "event" not in delivery or "payload" not in delivery:
+    if type(delivery) is not dict or "event" not in delivery or "payload" not in delivery:
         raise ValueError('expected {"event": ..., "payload": {...}}')
     event, payload = delivery["event"], delivery["payload"]
+    if event == "workflow_job":  # nearly every line
+        result = parse_workflow_job(payload)
+        when = result.completed_at or result.started_at  # it started before it completed
+        if when is not None and (clock.current is None or when > clock.current):
+            clock.current = when
+        return result
     if event == "push":
         push = parse_push(payload)
         clock.see(*(c.time for c in push.commits))
@@ -250,12 +259,6 @@ def _fact(delivery: Any, ingestor: Ingestor, clock: ReplayClock,
             files.append((push.repo, [(c.sha, tuple(c.files), c.message)
                                       for c in push.changes]))
         return Commits(push.repo, push.branch, tuple(push.commits), push.before)
-    if event == "workflow_job":
-        result = parse_workflow_job(payload)
-        when = result.completed_at or result.started_at  # it started before it completed
-        if when is not None and (clock.current is None or when > clock.current):
-            clock.current = when
-        return result
     return None
 
 

@@ -231,6 +231,9 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
            for name in distinct}
     rows = []
     append = rows.append
+    # the usual job page, /actions/runs/{run}/job/{job}, checked against its repository's
+    # prefix without rebuilding the whole link
+    prefixes = {repo: f"{_GITHUB}{repo}/actions/runs/" for repo, *_ in distinct}
     for (r, _), name in zip(changed, names, strict=True):
         repo, job_key, workflow, job_name, ref, status, conclusion, source = ids[name]
         completed = r.completed_at
@@ -238,9 +241,15 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
             completed = (int(completed.timestamp()) if completed.tzinfo is not None
                          else _epoch(completed))
         html = r.html_url
+        if html is not None and html.startswith(_GITHUB):
+            prefix = prefixes[name[0]]
+            if (r.run_id is not None and html.startswith(prefix)
+                    and html[len(prefix):] == f"{r.run_id}/job/{r.job_id}"):
+                html = ""
+            else:
+                html = _page(r)
         append((r.job_id, repo, shas[r.sha], job_key, workflow, job_name, ref, r.run_id,
-                r.attempt, status, conclusion, completed,
-                html if html is None or not html.startswith(_GITHUB) else _page(r),
+                r.attempt, status, conclusion, completed, html,
                 r.log_url, to_json_list(r.failure_lines) if r.failure_lines else None, source))
     db.conn.executemany(
         "INSERT INTO results (job_id, repo, sha, job_key, workflow, job_name, ref, run_id, "

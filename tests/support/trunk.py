@@ -149,7 +149,7 @@ class Trunk:
                 "workflow_name": workflow, "name": job,
                 "status": "completed" if done else "in_progress",
                 "conclusion": a.conclusion if done else None,
-                "html_url": f"https://github.com/{REPO}/actions/runs/1/job/{a.job_id}",
+                "html_url": f"https://github.com/{REPO}/actions/runs/{5000 + index}/job/{a.job_id}",
                 "started_at": (completed - timedelta(minutes=30)).isoformat().replace(
                     "+00:00", "Z"),
                 "completed_at": completed.isoformat().replace("+00:00", "Z") if done
