@@ -15,7 +15,8 @@ from bot.domain.jobkey import job_key
 from bot.domain.model import Commit, JobResult
 from bot.domain.route import Route
 from bot.ingest.pipeline import Ingestor
-from bot.store import evidence, history
+from bot.store import evidence
+from bot.store import results as results_store
 from bot.store.alert_evidence import FLAKY_HISTORY, alert_evidence
 from bot.store.db import Store
 from bot.store.details import alert_detail
@@ -165,7 +166,7 @@ def oracle_flaky_tests(db: object, key: str, newest: int) -> list[str]:
         "SELECT sha FROM cells WHERE job_key = ? AND status = 'flaky' "
         "ORDER BY position DESC LIMIT ?", [key, newest])]
     for cell_sha in shas:
-        verdict = cell_verdict(history.results_for_cell(db, REPO, key, cell_sha))  # type: ignore[arg-type]
+        verdict = cell_verdict(results_store.results_for_cell(db, REPO, key, cell_sha))  # type: ignore[arg-type]
         found = evidence.of_jobs(db, REPO, [r.job_id for r in verdict.flaky_runs])  # type: ignore[arg-type]
         for e in found.values():
             tests += e.found.tests
