@@ -194,15 +194,17 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
                  interned: Interned | None = None) -> Recorded:
     """``record_results``, also saying which of the batch's commits had no run before."""
     interned = interned or Interned(db)
-    batch: dict[int, tuple[JobResult, str]] = {}
-    for result, key in items:
-        prev = batch.get(result.job_id)
-        if prev is None:
-            batch[result.job_id] = (result, key)
-        else:
-            merged = _merge(prev[0], result)
-            if merged is not None:
-                batch[result.job_id] = (merged, key)
+    batch: dict[int, tuple[JobResult, str]] = {r.job_id: (r, key) for r, key in items}
+    if len(batch) != len(items):  # an id delivered twice: merge as if stored in turn
+        batch = {}
+        for result, key in items:
+            prev = batch.get(result.job_id)
+            if prev is None:
+                batch[result.job_id] = (result, key)
+            else:
+                merged = _merge(prev[0], result)
+                if merged is not None:
+                    batch[result.job_id] = (merged, key)
     stored = {r.job_id: r for r in _by_ids(db, list(batch))}
     if not stored:  # all new: the usual batch
         changed = list(batch.values())
