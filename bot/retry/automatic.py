@@ -31,6 +31,7 @@ from bot.retry.service import Retries
 from bot.schedule import Scheduler
 from bot.store import alerts as alert_store
 from bot.store import first_failures, history
+from bot.store import results as results_store
 from bot.store import retries as retry_store
 from bot.store.db import Store
 
@@ -146,7 +147,7 @@ class AutoRetries:
                 cell = first_failure(streak, route.threshold, now, route.max_age)
                 if cell is None or retry_store.retried_at(db, repo, key, cell.sha):
                     continue
-                results = history.results_for_cell(db, repo, key, cell.sha)
+                results = results_store.results_for_cell(db, repo, key, cell.sha)
                 infra, reading = first_failures.run_facts(
                     db, repo, [r.job_id for r in results if is_failed_run(r)])
                 decision = runs_to_retry(results, infra, reading)

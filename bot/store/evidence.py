@@ -244,7 +244,7 @@ def infra_at(db: sqlite_utils.Database, repo: str,
     # without INDEXED BY the planner walks job_evidence_cell for its order: every failed
     # run of the repository, on every view of an alert
     # the link through a correlated look-up by job id: ``job_results`` is a view of joins
-    # (``m017_lean_results``), which SQLite would build whole as a LEFT JOIN's right side
+    # (``m018_lean_results``), which SQLite would build whole as a LEFT JOIN's right side
     return [(_evidence(row[:-1]), row[-1]) for row in db.execute(
         f"SELECT {cols}, (SELECT r.html_url FROM job_results r WHERE r.job_id = e.job_id "
         f"AND r.repo = e.repo) FROM job_evidence e INDEXED BY job_evidence_commit "

@@ -45,7 +45,7 @@ def test_m017_keeps_the_retries_people_asked_for(tmp_path: Path) -> None:
                        "job_key, job_id, requested_by, requested_at, state) VALUES "
                        "(5, 1, ?, ?, 'inductor', 'j', ?, 9, 'U1', ?, 'requested')",
                        [REPO, "b" * 40, KEY, NOW.isoformat()])
-        assert old.migrate() == ["m017_auto_retries"]
+        assert old.migrate()[0] == "m017_auto_retries"  # and the later ones
         row = old.db.execute("SELECT id, alert_id, requested_by, state, route FROM job_retries"
                              ).fetchone()
         assert tuple(row) == (5, 1, "U1", "requested", None)
