@@ -238,6 +238,9 @@ def cell_status(results: Iterable[JobResult]) -> CellStatus:
         if run.status != "completed" or not conclusion:
             pending = True
             continue
+        if conclusion == "success":  # nearly every run
+            passed = True
+            continue
         klass = _CLASS_OF.get(conclusion)
         if klass is None:
             klass = _CLASS_OF.get(conclusion.lower(), RunClass.OTHER)

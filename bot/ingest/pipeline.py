@@ -211,7 +211,15 @@ class Ingestor:
             recorded = results_store.record_batch(db, runs, interned)
             stored = recorded.changed
             report.results_stored = len(stored)
+            # the cells to recompute: those of the runs stored, and those of the runs that
+            # waited for the commits placed
+            known: dict[tuple[str, tuple[str, str]], list[JobResult]] = {}
             for result, key in stored:
+                cell_runs = known.get(ident := (result.repo, (key, result.sha)))
+                if cell_runs is None:
+                    known[ident] = [result]
+                else:
+                    cell_runs.append(result)
                 if result.conclusion in FAILED and is_failed_run(result):
                     self._failure(db, result, key, now)
             if stored or placed:
@@ -219,11 +227,6 @@ class Ingestor:
                     placed.setdefault((repo, branch), []).extend(
                         history.place_stale_waiting(db, repo, branch, now - PUSH_WAIT))
             report.commits_placed = sum(len(shas) for shas in placed.values())
-            # the cells to recompute: those of the runs stored, and those of the runs that
-            # waited for the commits placed
-            known: dict[tuple[str, tuple[str, str]], list[JobResult]] = {}
-            for result, key in stored:
-                known.setdefault((result.repo, (key, result.sha)), []).append(result)
             cells: dict[tuple[str, str], set[tuple[str, str]]] = {}
             for repo in {repo for repo, _ in known}:
                 mine = {cell for r, cell in known if r == repo}

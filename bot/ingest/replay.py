@@ -184,7 +184,8 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
     the rules are a function of the facts, so batching changes no alert, and "now"
     (the newest input of the batch) stays within minutes of what a live bot had.
     """
-    batch: list[tuple[int, Fact]] = []
+    batch: list[Fact] = []
+    numbers: list[int] = []  # each fact's line, to name a line that fails
     files: list[tuple[str, list[tuple[str, tuple[str, ...], str]]]] = []
     least, most = sizes
 
@@ -196,8 +197,9 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
             for repo, changes in by_repo.items():
                 ingestor.changed_files(repo, changes, "push")
             files.clear()
-            _ingest(path, batch, ingestor, report, errors, problems)
+            _ingest(path, numbers, batch, ingestor, report, errors, problems)
         batch.clear()
+        numbers.clear()
 
     with path.open(encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
@@ -214,23 +216,24 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
                 continue
             if type(fact) is Commits and len(batch) >= least:
                 flush()
-            batch.append((number, fact))
+            batch.append(fact)
+            numbers.append(number)
             if len(batch) >= most:
                 flush()
     flush()
 
 
-def _ingest(path: Path, batch: list[tuple[int, Fact]], ingestor: Ingestor,
+def _ingest(path: Path, numbers: list[int], batch: list[Fact], ingestor: Ingestor,
             report: IngestReport, errors: TextIO, problems: dict[str, int]) -> None:
     """One batch; if it fails as a whole, each delivery alone, so one bad line is named."""
     if not batch:
         return
     try:
-        report.merge(ingestor.ingest([fact for _, fact in batch]))
+        report.merge(ingestor.ingest(batch))
         return
     except (ValueError, KeyError, TypeError, AttributeError):
         pass
-    for number, fact in batch:
+    for number, fact in zip(numbers, batch, strict=True):
         try:
             report.merge(ingestor.ingest([fact]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

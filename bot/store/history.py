@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlite_utils
 
@@ -444,9 +444,13 @@ def _placed(row: tuple) -> PlacedCommit:
 # --- cells ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CellChange:
-    """A cell that changed, and its status before (None: it is new)."""
+    """A cell that changed, and its status before (None: it is new).
+
+    Not frozen: a batch makes one per cell it recomputes, and a frozen dataclass is
+    several times slower to build; nothing changes one after it is made.
+    """
 
     key: str
     cell: PlacedCell
@@ -505,8 +509,10 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
         status = cell_status(results)
         # seconds, as the results store them: the same cell whether its runs were read
         # back or are the ones just written
-        when = commit_time if latest is None else latest.replace(microsecond=0)
-        row = (sha, status.value, to_iso(when))
+        when = (commit_time if latest is None
+                else latest.replace(microsecond=0) if latest.microsecond else latest)
+        row = (sha, status.value,
+               when.isoformat() if when is not None and when.tzinfo is UTC else to_iso(when))
         old = before.get((key, position))
         if old == row:
             continue

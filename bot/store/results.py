@@ -194,7 +194,7 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
                  interned: Interned | None = None) -> Recorded:
     """``record_results``, also saying which of the batch's commits had no run before."""
     interned = interned or Interned(db)
-    batch: dict[int, tuple[JobResult, str]] = {r.job_id: (r, key) for r, key in items}
+    batch: dict[int, tuple[JobResult, str]] = {item[0].job_id: item for item in items}
     if len(batch) != len(items):  # an id delivered twice: merge as if stored in turn
         batch = {}
         for result, key in items:
@@ -237,7 +237,6 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
     # prefix without rebuilding the whole link
     prefixes = {repo: f"{_GITHUB}{repo}/actions/runs/" for repo, *_ in distinct}
     for (r, _), name in zip(changed, names, strict=True):
-        repo, job_key, workflow, job_name, ref, status, conclusion, source = ids[name]
         completed = r.completed_at
         if completed is not None:
             completed = (int(completed.timestamp()) if completed.tzinfo is not None
@@ -250,12 +249,13 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
                 html = ""
             else:
                 html = _page(r)
-        append((r.job_id, repo, shas[r.sha], job_key, workflow, job_name, ref, r.run_id,
-                r.attempt, status, conclusion, completed, html,
-                r.log_url, to_json_list(r.failure_lines) if r.failure_lines else None, source))
+        # the interned strings first, as the row's columns are listed below
+        append(ids[name] + (r.job_id, shas[r.sha], r.run_id, r.attempt, completed, html,
+                            r.log_url,
+                            to_json_list(r.failure_lines) if r.failure_lines else None))
     db.conn.executemany(
-        "INSERT INTO results (job_id, repo, sha, job_key, workflow, job_name, ref, run_id, "
-        "attempt, status, conclusion, completed, html_url, log_url, failure_lines, source) "
+        "INSERT INTO results (repo, job_key, workflow, job_name, ref, status, conclusion, "
+        "source, job_id, sha, run_id, attempt, completed, html_url, log_url, failure_lines) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, "
         "conclusion = excluded.conclusion, completed = excluded.completed, "
