@@ -228,7 +228,8 @@ def cell_status(results: Iterable[JobResult]) -> CellStatus:
     Nearly every cell has one run per shard: that case takes the same rules without
     building the verdicts (recomputing a batch's cells is on the ingest path).
     """
-    results = list(results)
+    if type(results) is not list:
+        results = list(results)
     names = {r.job_name for r in results}
     if len(names) != len(results):
         return cell_verdict(results).status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from bot.domain.model import JobResult
@@ -32,6 +33,14 @@ def job_result(job: Mapping[str, Any], repo: str, source: str, path: str) -> Job
 
 
 _SHA = re.compile(r"[0-9a-f]{40}").fullmatch
+_REQUIRED = itemgetter("head_sha", "workflow_name", "name", "status", "id")
+_FIELDS = itemgetter("head_sha", "workflow_name", "name", "status", "id", "head_branch",
+                     "run_id", "run_attempt", "conclusion", "html_url", "started_at",
+                     "completed_at")
+# shas already checked: a commit's hundreds of runs name the same one (bounded: cleared
+# when full, so a long replay holds no more than this)
+_SHAS_SEEN: dict[str, None] = {}
+SHAS_REMEMBERED = 4096
 _LOW, _HIGH = -MAX_INT - 1, MAX_INT
 _str, _int = str, int
 _fromisoformat = datetime.fromisoformat
@@ -56,13 +65,22 @@ def _quick(job: Mapping[str, Any], repo: str, source: str) -> JobResult | None:
     through ``_checked``, which names the first field that is wrong.
     """
     try:
-        sha, workflow, name, status = (job["head_sha"], job["workflow_name"], job["name"],
-                                       job["status"])
-        job_id = job["id"]
-        get = job.get
-        branch, run_id, attempt = get("head_branch"), get("run_id"), get("run_attempt")
-        conclusion, html = get("conclusion"), get("html_url")
-        if not (type(sha) is _str and _SHA(sha) and type(workflow) is _str
+        try:
+            (sha, workflow, name, status, job_id, branch, run_id, attempt, conclusion, html,
+             started, completed) = _FIELDS(job)  # one call for the twelve (GitHub sends all)
+        except KeyError:  # an optional field left out
+            sha, workflow, name, status, job_id = _REQUIRED(job)
+            get = job.get
+            branch, run_id, attempt = get("head_branch"), get("run_id"), get("run_attempt")
+            conclusion, html = get("conclusion"), get("html_url")
+            started, completed = get("started_at"), get("completed_at")
+        if sha not in _SHAS_SEEN:
+            if not (type(sha) is _str and _SHA(sha)):
+                return None
+            if len(_SHAS_SEEN) >= SHAS_REMEMBERED:
+                _SHAS_SEEN.clear()
+            _SHAS_SEEN[sha] = None
+        if not (type(workflow) is _str
                 and type(name) is _str and type(status) is _str
                 and type(job_id) is _int and _LOW <= job_id <= _HIGH
                 and (branch is None or type(branch) is _str)
@@ -73,7 +91,6 @@ def _quick(job: Mapping[str, Any], repo: str, source: str) -> JobResult | None:
             return None
         # GitHub's own shape (``2021-08-05T10:34:58Z``) parsed in line: ``_time`` costs a
         # call per field, and replay reads two of these for every run
-        started, completed = get("started_at"), get("completed_at")
         if type(started) is _str and len(started) == 20 and started[19] == "Z":
             started = _fromisoformat(started)
             if not EARLIEST_YEAR <= started.year < LATEST_YEAR:

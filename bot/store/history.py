@@ -444,6 +444,9 @@ def _placed(row: tuple) -> PlacedCommit:
 # --- cells ----------------------------------------------------------------------------------
 
 
+_INFRA_MATTERS = (CellStatus.FAILURE, CellStatus.FLAKY)
+
+
 @dataclass(slots=True)
 class CellChange:
     """A cell that changed, and its status before (None: it is new).
@@ -493,7 +496,12 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
     if not wanted:
         return []
     runs = results_store.runs_of_cells(db, repo, wanted, interned, known, new_commits)
-    failed = [r.job_id for (key, _), (rs, _) in runs.items() if not count_infra(key)
+    statuses = {cell: cell_status(rs) for cell, (rs, _) in runs.items()}
+    # an infrastructure failure counts like a cancelled run, which can change only a cell
+    # its failure made red or flaky (elsewhere a sibling still running keeps it pending,
+    # or nothing failed): only those cells' failed runs are looked up
+    failed = [r.job_id for cell, (rs, _) in runs.items()
+              if statuses[cell] in _INFRA_MATTERS and not count_infra(cell[0])
               for r in rs if r.conclusion in FAILED and is_failed_run(r)]
     infra = evidence.infra_job_ids(db, repo, failed) if failed else frozenset()
     # a commit placed by this batch has no cell yet: nothing to read for it
@@ -503,10 +511,12 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
     rows: list[tuple[object, ...]] = []
     for key, sha in wanted:
         results, latest = runs.get((key, sha), ([], None))
-        if infra and not count_infra(key):
-            results = without_infra(results, infra)
+        status = statuses.get((key, sha))
+        if status is None:
+            status = cell_status(results)
+        elif infra and status in _INFRA_MATTERS and not count_infra(key):
+            status = cell_status(without_infra(results, infra))
         position, commit_time = placed[sha]
-        status = cell_status(results)
         # seconds, as the results store them: the same cell whether its runs were read
         # back or are the ones just written
         when = (commit_time if latest is None

@@ -336,9 +336,9 @@ def runs_of_cells(db: sqlite_utils.Database, repo: str, cells: Iterable[tuple[st
     rest: list[tuple[str, str]] = []
     for cell in cells:
         if cell[1] in complete:
-            runs = list(known.get(cell, ()))
-            if runs:
-                out[cell] = (runs, _latest(runs))
+            runs = known.get(cell)
+            if runs:  # the caller's own list: nothing here changes it
+                out[cell] = (runs if type(runs) is list else list(runs), _latest(runs))
         else:
             rest.append(cell)
     if rest:
