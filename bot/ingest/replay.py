@@ -307,6 +307,7 @@ def alert_json(d: AlertDetail, facts: AlertFacts | None = None) -> dict[str, Any
                 "newest_failing_sha": j.newest_failing_sha,
                 "last_green_sha": j.last_green_sha,
                 "recovered": j.recovered,
+                "withdrawn": j.withdrawn,
                 "flaky": j.flaky,
                 "flaky_sha": j.flaky_sha,
                 "flaky_url": j.flaky_url,
@@ -357,6 +358,8 @@ def render_text(details: list[AlertDetail],
                    f"({d.suspect_count} suspect{'s' if d.suspect_count != 1 else ''})")
         for j in d.jobs:
             marks = " [recovered]" if j.recovered else ""
+            if j.withdrawn:
+                marks += " [withdrawn: late results split its streak]"
             if j.flaky:
                 marks += f" [flaky at {j.flaky_sha[:10]}]" if j.flaky_sha else " [flaky seen]"
             out.append(f"  - {j.key}: streak {j.streak}, first {j.first_failing_sha[:10]}, "

@@ -36,6 +36,9 @@ class JobDetail:
     flaky: bool
     flaky_sha: str | None = None  # the newest commit where a shard failed and passed
     flaky_url: str | None = None  # the failed run there (log, else page), when known
+    # late results showed fewer than ``threshold`` failing commits in a row: the bot had
+    # alerted on what it knew, so the job stays listed (recovered), but it is no member
+    withdrawn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +77,8 @@ def alert_detail(db: sqlite_utils.Database, alert_id: int) -> AlertDetail | None
     repo, branch = row["repo"], row["branch"]
     jobs = tuple(_job(db, repo, branch, r) for r in db.execute(
         "SELECT job_key, streak, first_failing_sha, newest_failing_sha, last_green_sha, "
-        "recovered, recovered_sha, last_green_pos, recovered_pos, newest_failing_pos "
-        "FROM alert_jobs WHERE alert_id = ? ORDER BY joined_at, job_key",
+        "recovered, recovered_sha, last_green_pos, recovered_pos, newest_failing_pos, "
+        "withdrawn FROM alert_jobs WHERE alert_id = ? ORDER BY joined_at, job_key",
         [alert_id]))
     low, high = row["range_last_green"], row["range_first_failing"]
     suspects: tuple[PlacedCommit, ...] = ()
@@ -106,7 +109,7 @@ def _at(db: sqlite_utils.Database, repo: str, branch: str, position: int) -> Pla
 
 
 def _job(db: sqlite_utils.Database, repo: str, branch: str, r: tuple) -> JobDetail:
-    key, streak, ff, nf, lg, recovered, recovered_sha, lg_pos, end_pos, nf_pos = r
+    key, streak, ff, nf, lg, recovered, recovered_sha, lg_pos, end_pos, nf_pos, withdrawn = r
     failed = db.execute(
         "SELECT log_url, html_url, failure_lines FROM job_results WHERE repo = ? AND job_key = ? "
         "AND sha = ? AND status = 'completed' AND conclusion IN "
@@ -123,7 +126,8 @@ def _job(db: sqlite_utils.Database, repo: str, branch: str, r: tuple) -> JobDeta
         run = seen.failed or seen.passed
         flaky_url = run.log_url or run.html_url
     return JobDetail(key, streak, ff, nf, lg, bool(recovered), recovered_sha, log_url, html_url,
-                     line, seen is not None, None if seen is None else seen.sha, flaky_url)
+                     line, seen is not None, None if seen is None else seen.sha, flaky_url,
+                     bool(withdrawn))
 
 
 FLAKY_LOOKBACK = 30  # newest commits of a streak searched for flaky evidence

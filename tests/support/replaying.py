@@ -43,13 +43,14 @@ def essence(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """What the alerts say, without ids and wall times: for comparing two replays.
 
     Alerts late results took back entirely ("withdrawn": a live bot showed them for a
-    while, then learnt better) are left out: they depend on what arrived when.
+    while, then learnt better) are left out: they depend on what arrived when. So are
+    withdrawn jobs of an alert that stands: listed in Slack, but no longer members.
     """
     return sorted((
         (a["state"], a["first_failing_sha"], a["last_green_sha"], tuple(a["suspects"]),
          a.get("resolved_sha"),
          tuple(sorted((j["key"], j["streak"], j["first_failing_sha"], j["newest_failing_sha"],
-                       j["recovered"]) for j in a["jobs"])))
+                       j["recovered"]) for j in a["jobs"] if not j.get("withdrawn"))))
         for a in alerts if not a.get("withdrawn")
     ), key=repr)
 
