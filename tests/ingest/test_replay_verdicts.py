@@ -297,10 +297,11 @@ def test_the_example_incident_batched_reports_what_the_live_path_does(tmp_path: 
 
 
 # Seed 3: batches of 7..250 deliveries keep a recovered member at 5 failing commits where
-# one delivery at a time, and one single batch, give 6: the late failure just before the
-# recovering pass, arriving in the same batch as that pass, does not extend it.
+# one delivery at a time, and one single batch, give 6: the last shard of the commit just
+# before the recovering pass (pending until then) fails late, inside a batch (delivery 241
+# of 254), and the member is not extended to it.
 BATCH_GAP = pytest.mark.xfail(
-    strict=True, reason="a batch holding a recovery and a late failure before it (#17)")
+    strict=True, reason="a late failure before a recovered member's pass, in a batch (#17)")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, pytest.param(3, marks=BATCH_GAP), 4, 5, 6, 7])
