@@ -125,15 +125,18 @@ def _regroup(db: sqlite_utils.Database, route: Route, start: int,
     gone = {(w.member.alert_id, w.member.job_key) for w in withdrawn}
     claims: list[Claim] = []
     current: dict[tuple[str, int], int] = {}
+    placed: set[tuple[int, str]] = set()  # the members the regrouping below writes again
     for member in alert_store.members_from(db, route.name, start):
         ident = (member.alert_id, member.job_key)
         if ident in gone:
             continue
+        placed.add(ident)
         claim = now_of.get(ident, member.as_claim())
         claims.append(claim)
         current[(claim.key, claim.reached)] = member.alert_id
     fixed: list[tuple[int, list[Claim]]] = []
     for alert_id, members in alert_store.fixed_alerts(db, route.name, start):
+        placed.update((alert_id, m.job_key) for m in members)
         fixed.append((alert_id, [now_of.get((alert_id, m.job_key), m.as_claim())
                                  for m in members if (alert_id, m.job_key) not in gone]))
     taken = alert_store.alerts_before(db, route.name, start)
@@ -166,6 +169,14 @@ def _regroup(db: sqlite_utils.Database, route: Route, start: int,
         for key in applied.joined:  # a new failing job wakes a snoozed alert
             triage_store.wake_if_snoozed(db, applied.alert_id, key, now)
         settle.add(applied.alert_id)
+    for member, claim in kept:
+        # a member that ended before ``start`` (so nothing regroups it) whose streak still
+        # changed: a late failure just before its recovering pass, in the same batch as
+        # another job's new claim. Its grouping facts did not change (else ``start`` would
+        # be at most where it reached), so it is written where it is.
+        if (member.alert_id, member.job_key) not in placed:
+            alert_store.apply_alert(db, route, member.alert_id, [claim], Founding(), {}, now)
+            settle.add(member.alert_id)
     for alert_id in sorted(settle):
         alert_store.settle(db, alert_id, now)
     changes.alerts |= settle

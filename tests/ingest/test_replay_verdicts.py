@@ -296,15 +296,7 @@ def test_the_example_incident_batched_reports_what_the_live_path_does(tmp_path: 
             == essence(live)
 
 
-# Seed 3: batches of 7..250 deliveries keep a recovered member at 5 failing commits where
-# one delivery at a time, and one single batch, give 6: the last shard of the commit just
-# before the recovering pass (pending until then) fails late, inside a batch (delivery 241
-# of 254), and the member is not extended to it.
-BATCH_GAP = pytest.mark.xfail(
-    strict=True, reason="a late failure before a recovered member's pass, in a batch (#17)")
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2, pytest.param(3, marks=BATCH_GAP), 4, 5, 6, 7])
+@pytest.mark.parametrize("seed", range(8))
 def test_batched_replay_reports_what_the_live_path_does(tmp_path: Path, seed: int) -> None:
     """One delivery at a time (the live path), small batches, and the default batches."""
     trunk = noisy_history(seed)
