@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from bot.lanes import LaneTimeout
+from bot.retry import automatic
 from bot.web import github, grafana, slack
 from bot.web.limits import BodyBudget, error
 
@@ -43,7 +44,22 @@ def configuration(bot: Bot) -> dict[str, str]:
         "slack_events": ("disabled: " + slack.NOT_CONFIGURED if bot.bolt is None
                          else "enabled (console mode: answers are printed)" if bot.console
                          else "enabled"),
+        "auto_retries": _auto_retries(bot),
     }
+
+
+def _auto_retries(bot: Bot) -> str:
+    """Routes that ask for automatic retries get none without ``GITHUB_TOKEN``: say so,
+    naming them, rather than leave an operator wondering why nothing reruns."""
+    names = sorted(r.name for r in bot.settings.routes if r.auto_retry)
+    if not names:
+        return "off: no route sets auto_retry"
+    many = len(names) > 1
+    which = f"route{'s' if many else ''} {', '.join(names)}"
+    if not bot.settings.github_token:
+        return (f"disabled: GITHUB_TOKEN is not set ({which} {'ask' if many else 'asks'} "
+                "for auto_retry)")
+    return f"every {automatic.TICK_SECONDS}s for {which}"
 
 
 def create_app(bot: Bot) -> Starlette:

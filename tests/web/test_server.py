@@ -9,6 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from bot.domain.route import Route
 from bot.web.signatures import sign_github
 from tests.support.server import GITHUB_SECRET, GRAFANA_TOKEN, running_bot
 
@@ -105,3 +108,24 @@ def test_slack_events_are_dispatched_to_bolt_with_verification(tmp_path: Path) -
         assert client.post("/slack/events", content=big,
                            headers=slack_headers(big)).status_code == 413
         assert client.get("/healthz").json()["config"]["slack_events"] == "enabled"
+
+
+@pytest.mark.parametrize(("token", "expected"), [
+    (None, "disabled: GITHUB_TOKEN is not set (route ci asks for auto_retry)"),
+    ("ghp_test", "every 30s for route ci"),
+])
+def test_healthz_says_whether_automatic_retries_run(tmp_path: Path, token: str | None,
+                                                    expected: str) -> None:
+    """A route's auto_retry does nothing without GITHUB_TOKEN: the config says so, as it
+    does for the pollers, instead of leaving the operator to wonder why nothing reruns."""
+    routes = (Route(name="ci", auto_retry=True), Route(name="quiet"))
+    with running_bot(tmp_path, routes=routes, github_token=token) as running, \
+            running.client() as client:
+        config = client.get("/healthz").json()["config"]
+        assert config["auto_retries"] == expected
+
+
+def test_healthz_says_automatic_retries_are_off_when_no_route_asks(tmp_path: Path) -> None:
+    with running_bot(tmp_path) as running, running.client() as client:
+        assert client.get("/healthz").json()["config"]["auto_retries"] == (
+            "off: no route sets auto_retry")
