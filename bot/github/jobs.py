@@ -28,7 +28,7 @@ def job_result(job: Mapping[str, Any], repo: str, source: str, path: str) -> Job
     the expected shape takes a quick path; anything else goes through the field-by-field
     checks, which name the first field that is wrong.
     """
-    quick = _quick(job, repo, source)
+    quick = quick_job_result(job, repo, source)
     return quick if quick is not None else _checked(job, repo, source, path)
 
 
@@ -57,7 +57,7 @@ def _time(value: Any) -> datetime | None:
     raise ValueError(value)
 
 
-def _quick(job: Mapping[str, Any], repo: str, source: str) -> JobResult | None:
+def quick_job_result(job: Mapping[str, Any], repo: str, source: str) -> JobResult | None:
     """The result when every field is exactly as GitHub sends it, else None.
 
     Checks the same things as ``_checked`` (types, a lower-case 40-hex sha, integers

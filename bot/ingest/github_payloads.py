@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.domain.model import Commit, JobResult
 from bot.domain.payload import checked, field_of, optional_field, parse_timestamp, sha_field
-from bot.github.jobs import job_result
+from bot.github.jobs import job_result, quick_job_result
 
 BRANCH_REF_PREFIX = "refs/heads/"
 
@@ -124,7 +124,10 @@ def parse_workflow_job(payload: Any) -> JobResult:
         job, repository = payload.get("workflow_job"), payload.get("repository")
         if type(job) is dict and type(repository) is dict and type(
                 repository.get("full_name")) is str:
-            return job_result(job, repository["full_name"], "github", "workflow_job")
+            repo = repository["full_name"]
+            quick = quick_job_result(job, repo, "github")  # the usual delivery, checked whole
+            return quick if quick is not None else job_result(job, repo, "github",
+                                                              "workflow_job")
     payload = checked(payload, dict, "payload")  # something is off: name the field
     field_of(payload, "action", str, "action")
     job = field_of(payload, "workflow_job", dict, "workflow_job")

@@ -204,7 +204,14 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
     with path.open(encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             try:
-                fact = _fact(_decode(line), ingestor, clock, files)
+                try:  # the usual line: one JSON value, then the newline
+                    delivery, end = _raw_decode(line)
+                except ValueError:  # leading blanks, or not JSON: _decode says which
+                    delivery = _decode(line)
+                else:
+                    if end != len(line) and line[end:].strip():
+                        raise ValueError(f"extra data after the JSON value at column {end + 1}")
+                fact = _fact(delivery, ingestor, clock, files)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 if not line.strip():
                     continue  # a blank line is no delivery

@@ -224,35 +224,33 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
             f"SELECT DISTINCT sha FROM results INDEXED BY results_commit "
             f"WHERE sha IN ({','.join('?' * len(chunk))})", chunk))
     new_commits = {sha for sha, ident in shas.items() if ident not in before}
-    # the strings of a run repeat across the batch (a few hundred jobs, a few states)
-    names = [(r.repo, key, r.workflow, r.job_name, r.branch, r.status, r.conclusion, r.source)
+    # the strings of a run repeat across the batch (a few hundred jobs, a few states): each
+    # distinct set is interned once, and each row points at its set by index
+    distinct: dict[tuple[str | None, ...], int] = {}
+    which = [distinct.setdefault((r.repo, key, r.workflow, r.job_name, r.branch, r.status,
+                                  r.conclusion, r.source), len(distinct))
              for r, key in changed]
-    distinct = set(names)
     strings = interned.strings({text for name in distinct for text in name if text is not None})
-    ids = {name: tuple(None if text is None else strings[text] for text in name)
-           for name in distinct}
+    ids = [tuple(None if text is None else strings[text] for text in name) for name in distinct]
     rows = []
     append = rows.append
-    # the usual job page, /actions/runs/{run}/job/{job}, checked against its repository's
-    # prefix without rebuilding the whole link
-    prefixes = {repo: f"{_GITHUB}{repo}/actions/runs/" for repo, *_ in distinct}
-    for (r, _), name in zip(changed, names, strict=True):
+    for (r, _), index in zip(changed, which, strict=True):
         completed = r.completed_at
         if completed is not None:
             completed = (int(completed.timestamp()) if completed.tzinfo is not None
                          else _epoch(completed))
         html = r.html_url
-        if html is not None and html.startswith(_GITHUB):
-            prefix = prefixes[name[0]]
-            if (r.run_id is not None and html.startswith(prefix)
-                    and html[len(prefix):] == f"{r.run_id}/job/{r.job_id}"):
+        if html is not None:
+            # the usual job page is rebuilt from the row's own ids (see ``_page``)
+            if (html == f"{_GITHUB}{r.repo}/actions/runs/{r.run_id}/job/{r.job_id}"
+                    and r.run_id is not None):
                 html = ""
-            else:
+            elif html.startswith(_GITHUB):
                 html = _page(r)
         # the interned strings first, as the row's columns are listed below
-        append(ids[name] + (r.job_id, shas[r.sha], r.run_id, r.attempt, completed, html,
-                            r.log_url,
-                            to_json_list(r.failure_lines) if r.failure_lines else None))
+        append(ids[index] + (r.job_id, shas[r.sha], r.run_id, r.attempt, completed, html,
+                             r.log_url,
+                             to_json_list(r.failure_lines) if r.failure_lines else None))
     db.conn.executemany(
         "INSERT INTO results (repo, job_key, workflow, job_name, ref, status, conclusion, "
         "source, job_id, sha, run_id, attempt, completed, html_url, log_url, failure_lines) "

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bot.domain.model import Commit
 from bot.domain.payload import PayloadError, parse_timestamp
-from bot.github.jobs import _checked, _quick, job_from_api, job_result
+from bot.github.jobs import _checked, job_from_api, job_result, quick_job_result
 from bot.ingest.github_payloads import (
     parse_push,
     parse_workflow_job,
@@ -325,7 +325,7 @@ def test_quick_job_parsing_agrees_with_the_checks(overrides: dict[str, Any]) -> 
            "name": "test", "id": 12, "run_id": 34, "run_attempt": 1, "status": "completed",
            "conclusion": "failure", "html_url": "https://x", "started_at": None,
            "completed_at": "2021-08-05T10:34:58Z", **overrides}
-    quick = _quick(job, "o/r", "github")
+    quick = quick_job_result(job, "o/r", "github")
     try:
         expected = _checked(job, "o/r", "github", "workflow_job")
     except PayloadError as exc:
