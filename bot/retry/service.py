@@ -4,10 +4,16 @@ follow the reruns until their results are in (the bot's own retries of first fai
 
 ``request`` (the Retry button, ``/inductor retry``) only records what to rerun, in one
 transaction, so two racing clicks rerun each job once. The ``retries`` scheduler job asks
-GitHub (``POST .../actions/jobs/{id}/rerun``; the failed jobs of one run in one request,
-``POST .../actions/runs/{id}/rerun-failed-jobs``, because GitHub refuses a second job
-rerun while the run is running again), looks before asking again when an answer was lost,
-and settles each retry once its result arrives by webhook or poller.
+GitHub, looks before asking again when an answer was lost, and settles each retry once
+its result arrives by webhook or poller.
+
+How it asks: a click's failed jobs of one run in one request (``POST .../actions/runs/{id}/
+rerun-failed-jobs``: a person asked for the failed jobs of that commit). The bot's own
+retries only ever with ``POST .../actions/jobs/{id}/rerun``, one job of a run at a time:
+``rerun-failed-jobs`` would also rerun what the bot chose not to (an infrastructure
+failure, a job past the budget), and GitHub refuses a second job rerun while the run is
+running the first one's attempt. The rest of the run's jobs stay planned and are asked
+once the run has completed again (``_ask_automatic``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ TICK_SECONDS = 20
 LOOK_AGAIN = timedelta(seconds=30)  # after a lost answer, before looking for the rerun
 MAX_TRIES = 3  # requests per retry before giving up
 RESULT_WAIT = timedelta(hours=12)  # a rerun with no result by then is reported lost
+RUN_WAIT = timedelta(minutes=2)  # a run rerunning a job is looked at again this often
+ALREADY_RUNNING = "already running"  # GitHub's refusal while the run runs ("This workflow ...")
 NAME = "retries"
 
 
@@ -128,15 +136,22 @@ class Retries:
             self._look(http, retry, changed)
         planned = [r for r in store.due(self.store.db, self.clock()) if r.state == store.PLANNED]
         by_run: dict[tuple[str, int | None], list[Retry]] = {}
+        automatic: dict[tuple[str, int | None], list[Retry]] = {}
         for retry in planned:
             # a retry without a run id goes alone (a negative key no run has)
             run = retry.run_id if retry.run_id is not None else -retry.id
-            by_run.setdefault((retry.repo, run), []).append(retry)
+            (automatic if retry.automatic else by_run).setdefault(
+                (retry.repo, run), []).append(retry)
+        started: set[tuple[str, int | None]] = set()  # runs given a new attempt this tick
         for (repo, run_id), group in by_run.items():
-            self._rerun(http, repo, run_id, group, changed)
+            if self._rerun(http, repo, run_id, group, changed):
+                started.add((repo, run_id))
+        for (repo, run_id), group in automatic.items():
+            self._ask_automatic(http, repo, run_id, group, (repo, run_id) in started, changed)
 
     def _rerun(self, http: httpx.Client, repo: str, run_id: int | None, group: list[Retry],
-               changed: set[int]) -> None:
+               changed: set[int]) -> bool:
+        """A click's retries of one run, in one request; True when a rerun may have started."""
         now = self.clock()
         try:
             if len(group) > 1 and run_id is not None and run_id > 0:
@@ -148,19 +163,103 @@ class Retries:
                 for retry in group:
                     store.move(db, retry.id, store.UNCERTAIN, now, detail=str(exc),
                                next_try_at=now + LOOK_AGAIN, tried=True)
-            return
+            return True
         except RerunRefused as exc:
             with self.store.transaction() as db:
                 for retry in group:
                     store.settle(db, retry.id, store.REFUSED, None, None, now,
                                  detail=f"GitHub refused: {exc}")
                     _touch(db, retry, changed)
-            return
+            return False
         with self.store.transaction() as db:
             for retry in group:
                 store.move(db, retry.id, store.REQUESTED, now, tried=True)
                 _touch(db, retry, changed)
         log.info("reran %d job(s) of %s run %s", len(group), repo, run_id)
+        return True
+
+    def _ask_automatic(self, http: httpx.Client, repo: str, run_id: int | None,
+                       group: list[Retry], busy: bool, changed: set[int]) -> None:
+        """The bot's own retries of one run: exactly the planned jobs, one per request, at
+        most one request per run and tick (``busy``: the run got a new attempt this tick).
+
+        A job already rerun by someone since (a newer run of it has reported) is not asked
+        for again: that run's result settles it. Before asking in a run the bot reran
+        before, the run is looked at: while it runs, the jobs wait (GitHub would refuse).
+        """
+        now = self.clock()
+        pending: list[Retry] = []
+        with self.store.transaction() as db:
+            for retry in group:
+                if store.rerun_seen(db, retry):
+                    store.move(db, retry.id, store.REQUESTED, now,
+                               detail="rerun on GitHub already; its result settles this")
+                    _touch(db, retry, changed)
+                else:
+                    pending.append(retry)
+        if not pending:
+            return
+        if busy:
+            self._wait_for_run(pending, now, "the run is rerunning other jobs")
+            return
+        attempt: int | None = None
+        if run_id is not None and run_id > 0 and store.asked_in_run(self.store.db, repo, run_id):
+            try:
+                state = rest.run_state(http, repo, run_id, now)
+            except Gone:
+                with self.store.transaction() as db:
+                    for retry in pending:
+                        store.settle(db, retry.id, store.REFUSED, None, None, now,
+                                     detail=f"run {run_id} is gone")
+                        _touch(db, retry, changed)
+                return
+            except ApiUnavailable as exc:
+                log.info("auto retry: could not look at run %s of %s yet: %s", run_id, repo, exc)
+                self._wait_for_run(pending, now, f"could not look at the run: {exc}")
+                return
+            if state.status != "completed":
+                self._wait_for_run(pending, now, "the run is running an earlier rerun")
+                return
+            attempt = state.attempt
+        for i, retry in enumerate(pending):
+            try:
+                rest.rerun_job(http, repo, retry.job_id, now)
+            except RerunUncertain as exc:
+                with self.store.transaction() as db:
+                    store.move(db, retry.id, store.UNCERTAIN, now, detail=str(exc),
+                               next_try_at=now + LOOK_AGAIN, tried=True, attempt=attempt)
+                self._wait_for_run(pending[i + 1:], now, "the run may be rerunning a job")
+                return
+            except RerunRefused as exc:
+                if ALREADY_RUNNING in str(exc).lower():
+                    self._wait_for_run(pending[i:], now, f"GitHub said: {exc}")
+                    return
+                with self.store.transaction() as db:
+                    store.settle(db, retry.id, store.REFUSED, None, None, now,
+                                 detail=f"GitHub refused: {exc}")
+                    _touch(db, retry, changed)
+                continue  # nothing started: the run's next planned job may be asked now
+            with self.store.transaction() as db:
+                store.move(db, retry.id, store.REQUESTED, now, tried=True, attempt=attempt)
+                _touch(db, retry, changed)
+            log.info("auto retry: reran job %s of %s run %s", retry.job_id, repo, run_id)
+            self._wait_for_run(pending[i + 1:], now, "the run is rerunning another job")
+            return
+
+    def _wait_for_run(self, retries: list[Retry], now: datetime, why: str) -> None:
+        """Planned jobs whose run is (or may be) running a rerun: asked on a later tick,
+        still planned (neither a refusal nor a second charge on the budget). One whose run
+        never completes in ``RESULT_WAIT`` is reported lost."""
+        if not retries:
+            return
+        with self.store.transaction() as db:
+            for retry in retries:
+                if now - retry.requested_at > RESULT_WAIT:
+                    store.settle(db, retry.id, store.LOST, None, None, now,
+                                 detail=f"never asked: {why} since {RESULT_WAIT}")
+                else:
+                    store.move(db, retry.id, store.PLANNED, now, detail=f"waiting: {why}",
+                               next_try_at=now + RUN_WAIT)
 
     def _look(self, http: httpx.Client, retry: Retry, changed: set[int]) -> None:
         """A request whose answer was lost: did the run get a new attempt? Else ask again."""

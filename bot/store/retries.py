@@ -31,7 +31,9 @@ OPEN_STATES = (PLANNED, UNCERTAIN, REQUESTED)
 class Retry:
     """One job's rerun. ``alert_id`` is None for an automatic retry no alert showed when
     it was planned (``alerts_showing`` finds the alerts that show it since); ``route``
-    names the route whose budget an automatic retry spent."""
+    names the route whose budget an automatic retry spent. ``attempt``: the run's attempt
+    that failed, or the run's latest attempt seen just before the bot asked (another
+    retry of the same run asked before it moved the run on): a later one means it started."""
 
     id: int
     alert_id: int | None
@@ -182,12 +184,32 @@ def of_alert(db: sqlite_utils.Database, alert_id: int) -> list[Retry]:
 
 def move(db: sqlite_utils.Database, retry_id: int, state: str, now: datetime, *,
          detail: str | None = None, next_try_at: datetime | None = None,
-         tried: bool = False) -> None:
+         tried: bool = False, attempt: int | None = None) -> None:
+    """Change a retry's state; ``attempt``: the run's latest attempt seen just before asking
+    (a later attempt then means the rerun started; see ``Retry.attempt``)."""
     db.execute(
         "UPDATE job_retries SET state = ?, detail = coalesce(?, detail), next_try_at = ?, "
-        "tries = tries + ?, started_at = CASE WHEN ? = 'requested' THEN ? ELSE started_at END "
-        "WHERE id = ?",
-        [state, detail, to_iso(next_try_at), int(tried), state, to_iso(now), retry_id])
+        "tries = tries + ?, started_at = CASE WHEN ? = 'requested' THEN ? ELSE started_at END, "
+        "attempt = coalesce(?, attempt) WHERE id = ?",
+        [state, detail, to_iso(next_try_at), int(tried), state, to_iso(now), attempt,
+         retry_id])
+
+
+def asked_in_run(db: sqlite_utils.Database, repo: str, run_id: int) -> bool:
+    """Whether the bot asked GitHub for a rerun in this workflow run before (any retry of
+    it, any state): the run may be running that rerun's attempt, so look before asking."""
+    return db.execute("SELECT 1 FROM job_retries WHERE repo = ? AND run_id = ? AND tries > 0 "
+                      "LIMIT 1", [repo, run_id]).fetchone() is not None
+
+
+def rerun_seen(db: sqlite_utils.Database, retry: Retry) -> bool:
+    """Whether a newer run of the retry's job at its commit has reported, finished or not:
+    someone (a person on GitHub, a Retry click's ``rerun-failed-jobs``) reran it already."""
+    return db.execute(
+        "SELECT 1 FROM job_results WHERE repo = ? AND job_key = ? AND sha = ? AND workflow = ? "
+        "AND job_name = ? AND job_id > ? LIMIT 1",
+        [retry.repo, retry.job_key, retry.sha, retry.workflow, retry.job_name,
+         retry.job_id]).fetchone() is not None
 
 
 def settle(db: sqlite_utils.Database, retry_id: int, state: str, outcome: str | None,
