@@ -11,7 +11,8 @@ import json
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,6 +29,9 @@ from bot.store.details import AlertDetail, alert_detail, alert_ids
 
 BATCH_MIN = 4000  # a push ends a batch of at least this many deliveries
 BATCH_MAX = 5_000  # deliveries per batch at most
+# a batch is judged at its newest input's time: it ends once its inputs span this long, so
+# "now" (alert open times, the max_age gate) stays this close to what a live bot had
+BATCH_SPAN = timedelta(minutes=15)
 
 
 _raw_decode = json.JSONDecoder().raw_decode
@@ -180,17 +184,29 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
                    sizes: tuple[int, int] = (BATCH_MIN, BATCH_MAX)) -> None:
     """Deliveries in file order, ingested in batches through the live path.
 
-    A batch ends at a push once it holds ``BATCH_MIN`` deliveries, or at ``BATCH_MAX``:
-    the rules are a function of the facts, so batching changes no alert, and "now"
-    (the newest input of the batch) stays within minutes of what a live bot had.
+    A batch is judged once its inputs span ``BATCH_SPAN``, at the time of its newest input:
+    the rules are a function of the facts, so batching changes no alert, and "now" stays
+    within ``BATCH_SPAN`` of what a live bot had (without that bound, a batch reaching 34 h
+    past an incident judged it too old to alert, ``max_age``, and opened it hours late).
+    Batches share one transaction until it holds ``BATCH_MIN`` deliveries and a push comes,
+    or ``BATCH_MAX``: a commit per short batch cost more than the rules.
     """
     batch: list[Fact] = []
     numbers: list[int] = []  # each fact's line, to name a line that fails
     files: list[tuple[str, list[tuple[str, tuple[str, ...], str]]]] = []
     least, most = sizes
+    began: datetime | None = None  # the clock when the batch's first input came
+    committing = ExitStack()  # the open transaction, shared by batches
+    held = 0  # deliveries in it
 
-    def flush() -> None:
-        with ingestor.store.transaction():  # one commit per batch, files and facts
+    def judge() -> None:
+        """The batch so far, at the clock's time, inside the open transaction."""
+        nonlocal held
+        if not batch and not files:
+            return
+        if not held:
+            committing.enter_context(ingestor.store.transaction())
+        with ingestor.store.transaction():  # a savepoint: a failing batch is retried alone
             by_repo: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
             for repo, changes in files:
                 by_repo.setdefault(repo, []).extend(changes)
@@ -198,36 +214,59 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
                 ingestor.changed_files(repo, changes, "push")
             files.clear()
             _ingest(path, numbers, batch, ingestor, report, errors, problems)
+        held += max(len(batch), 1)
         batch.clear()
         numbers.clear()
 
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                try:  # the usual line: one JSON value, then the newline
-                    delivery, end = _raw_decode(line)
-                except ValueError:  # leading blanks, or not JSON: _decode says which
-                    delivery = _decode(line)
-                else:
-                    if end != len(line) and line[end:].strip():
-                        raise ValueError(f"extra data after the JSON value at column {end + 1}")
-                fact = _fact(delivery, ingestor, clock, files)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                if not line.strip():
-                    continue  # a blank line is no delivery
-                print(f"{path}:{number}: skipped: {exc}", file=errors)
-                problems["malformed"] = problems.get("malformed", 0) + 1
-                continue
-            if fact is None:
-                report.ignored += 1
-                continue
-            if type(fact) is Commits and len(batch) >= least:
-                flush()
-            batch.append(fact)
-            numbers.append(number)
-            if len(batch) >= most:
-                flush()
-    flush()
+    def commit() -> None:
+        nonlocal held
+        judge()
+        committing.close()
+        held = 0
+
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh, start=1):
+                before = clock.current
+                try:
+                    try:  # the usual line: one JSON value, then the newline
+                        delivery, end = _raw_decode(line)
+                    except ValueError:  # leading blanks, or not JSON: _decode says which
+                        delivery = _decode(line)
+                    else:
+                        if end != len(line) and line[end:].strip():
+                            raise ValueError(
+                                f"extra data after the JSON value at column {end + 1}")
+                    fact = _fact(delivery, ingestor, clock, files)
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                    if not line.strip():
+                        continue  # a blank line is no delivery
+                    why = "JSON nested too deeply" if isinstance(exc, RecursionError) else exc
+                    print(f"{path}:{number}: skipped: {why}", file=errors)
+                    problems["malformed"] = problems.get("malformed", 0) + 1
+                    continue
+                if fact is None:
+                    report.ignored += 1
+                    continue
+                now = clock.current
+                if type(fact) is Commits and held + len(batch) >= least:
+                    clock.current = before  # the batch so far, at its own newest time
+                    commit()
+                    clock.current = now
+                elif batch and began is not None and now is not None \
+                        and now - began > BATCH_SPAN:
+                    clock.current = before
+                    judge()
+                    clock.current = now
+                if not batch:
+                    began = clock.current
+                batch.append(fact)
+                numbers.append(number)
+                if held + len(batch) >= most:
+                    commit()
+        commit()
+    finally:
+        committing.close()
 
 
 def _ingest(path: Path, numbers: list[int], batch: list[Fact], ingestor: Ingestor,

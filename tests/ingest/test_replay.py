@@ -200,6 +200,7 @@ def test_malformed_lines_are_reported_with_line_numbers_and_skipped(tmp_path: Pa
         5: json.dumps({"event": "push"}),
         9: json.dumps(bad_payload),
         12: json.dumps(["a", "list"]),
+        13: '{"event": "workflow_job", "payload": ' + "[" * 100_000 + "]" * 100_000 + "}",
     }
     for number in sorted(inserted):
         lines.insert(number - 1, inserted[number])
@@ -211,6 +212,8 @@ def test_malformed_lines_are_reported_with_line_numbers_and_skipped(tmp_path: Pa
     assert [line.split(": skipped: ")[0] for line in reported] == [
         f"{path}:{n}" for n in sorted(inserted)]
     assert "head_sha" in reported[2]
+    assert reported[4].endswith("skipped: JSON nested too deeply")
+    assert "Traceback" not in done.stderr
     (alert,) = alerts_of(done)  # everything else still replayed
     assert alert["suspects"] == [trunk.shas[6]]
 

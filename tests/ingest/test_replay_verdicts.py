@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -292,8 +293,45 @@ def test_the_example_incident_batched_reports_what_the_live_path_does(tmp_path: 
     live = in_process(tmp_path, "live", incident, (1, 1), routes)
     assert live, "the incident opens alerts"
     for least, most in BATCHES:
-        assert essence(in_process(tmp_path, f"b{most}", incident, (least, most), routes)) \
-            == essence(live)
+        batched = in_process(tmp_path, f"b{most}", incident, (least, most), routes)
+        assert essence(batched) == essence(live)
+        assert [opened_late(a, b) for a, b in zip(batched, live, strict=True)] \
+            == [False] * len(live), "a batch is judged within BATCH_SPAN of a live bot"
+
+
+def opened_late(batched: dict[str, Any], live: dict[str, Any]) -> bool:
+    from datetime import datetime
+
+    from bot.ingest.replay import BATCH_SPAN
+
+    late = datetime.fromisoformat(batched["opened_at"]) - datetime.fromisoformat(
+        live["opened_at"])
+    return not (late.total_seconds() >= 0 and late <= BATCH_SPAN)
+
+
+def test_a_batch_reaching_far_past_an_incident_still_alerts_on_it(tmp_path: Path) -> None:
+    """The incident, then one unrelated push 34 hours later, all in one file: a batch
+    judged at the push's time found the failures older than ``max_age`` and opened
+    nothing, where a live bot had opened the alert at 10:50."""
+    from bot.config import load_routes
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "inductor-incident"
+    routes = load_routes(str(example / "routes.toml"))
+    lines = [json.loads(x) for x in (example / "incident.ndjson").read_text().splitlines()]
+    opened = [i for i, d in enumerate(lines) if d["event"] == "workflow_job"][:30][-1]
+    head = [d for d in lines[:opened + 1] if d["event"] == "push"][-1]["payload"]["after"]
+    later = {"event": "push", "payload": {
+        "ref": "refs/heads/main", "before": head, "after": "f" * 40, "deleted": False,
+        "repository": {"full_name": "pytorch/pytorch"},
+        "commits": [{"id": "f" * 40, "timestamp": "2025-03-13T20:00:00Z",
+                     "message": "unrelated change", "author": {"name": "a"},
+                     "added": [], "removed": [], "modified": ["README.md"]}]}}
+    source = lines[:opened + 1] + [later]
+    live = in_process(tmp_path, "live", source, (1, 1), routes)
+    assert [a["state"] for a in live] == ["open"]
+    batched = in_process(tmp_path, "one-batch", source, (4_000, 5_000), routes)
+    assert essence(batched) == essence(live)
+    assert not opened_late(batched[0], live[0])
 
 
 @pytest.mark.parametrize("seed", range(8))
