@@ -174,7 +174,8 @@ class Ingestor:
     def result(self, result: JobResult) -> IngestReport:
         return self.ingest([result])
 
-    def ingest(self, facts: Iterable[Fact]) -> IngestReport:
+    def ingest(self, facts: Iterable[Fact],
+               interned: results_store.Interned | None = None) -> IngestReport:
         """Record a batch of commits and results in one transaction, then judge it once.
 
         Commits are placed in the order given; the runs are stored together (one read of
@@ -182,6 +183,8 @@ class Ingestor:
         the placed commits touch is recomputed once, and the alerts are brought up to date
         once (``alerting.py``). The rules are a function of the facts, so one batch gives
         the same cells, streaks and alerts as the same facts one at a time, in any order.
+        ``interned``: a caller that ingests many batches on this thread (replay) keeps the
+        string ids it met; it must drop them when a batch fails (a rollback forgets ids).
         """
         report = IngestReport()
         with self.store.transaction() as db:
@@ -207,7 +210,7 @@ class Ingestor:
                         report.ignored += 1
                     else:
                         runs.append((fact, key))
-            interned = results_store.Interned(db)
+            interned = interned or results_store.Interned(db)
             recorded = results_store.record_batch(db, runs, interned)
             stored = recorded.changed
             report.results_stored = len(stored)

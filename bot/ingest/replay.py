@@ -26,6 +26,7 @@ from bot.ingest.pipeline import Commits, Fact, Ingestor, IngestReport
 from bot.store.alert_evidence import AlertFacts, JobFacts, alert_evidence
 from bot.store.db import DatabaseUnusable, Store
 from bot.store.details import AlertDetail, alert_detail, alert_ids
+from bot.store.results import Interned
 
 BATCH_MIN = 4000  # a push ends a batch of at least this many deliveries
 BATCH_MAX = 5_000  # deliveries per batch at most
@@ -197,6 +198,7 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
     least, most = sizes
     began: datetime | None = None  # the clock when the batch's first input came
     committing = ExitStack()  # the open transaction, shared by batches
+    strings = _Strings(ingestor.store)
     held = 0  # deliveries in it
 
     def judge() -> None:
@@ -213,7 +215,7 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
             for repo, changes in by_repo.items():
                 ingestor.changed_files(repo, changes, "push")
             files.clear()
-            _ingest(path, numbers, batch, ingestor, report, errors, problems)
+            _ingest(path, numbers, batch, ingestor, report, errors, problems, strings)
         held += max(len(batch), 1)
         batch.clear()
         numbers.clear()
@@ -269,20 +271,34 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
         committing.close()
 
 
+class _Strings:
+    """The interned string ids replay's batches share: re-reading them for every short
+    batch cost more than the batch. A failed batch rolls its ids back, so they go too."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.ids = Interned(store.db)
+
+    def forget(self) -> None:
+        self.ids = Interned(self.store.db)
+
+
 def _ingest(path: Path, numbers: list[int], batch: list[Fact], ingestor: Ingestor,
-            report: IngestReport, errors: TextIO, problems: dict[str, int]) -> None:
+            report: IngestReport, errors: TextIO, problems: dict[str, int],
+            strings: _Strings) -> None:
     """One batch; if it fails as a whole, each delivery alone, so one bad line is named."""
     if not batch:
         return
     try:
-        report.merge(ingestor.ingest(batch))
+        report.merge(ingestor.ingest(batch, strings.ids))
         return
     except (ValueError, KeyError, TypeError, AttributeError):
-        pass
+        strings.forget()
     for number, fact in zip(numbers, batch, strict=True):
         try:
-            report.merge(ingestor.ingest([fact]))
+            report.merge(ingestor.ingest([fact], strings.ids))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            strings.forget()
             print(f"{path}:{number}: skipped: {exc}", file=errors)
             problems["malformed"] = problems.get("malformed", 0) + 1
 

@@ -351,3 +351,44 @@ def test_replay_shows_the_evidence_the_alert_shows(tmp_path: Path) -> None:
     assert "Looks real: the same error on 3 failing commits in a row" in text
     assert "suspects, most likely first:" in text
     assert "why: touches test/inductor/test_timm.py, the failing test's file" in text
+
+
+def test_a_failed_batch_forgets_the_string_ids_it_rolled_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay's batches share interned string ids; a batch that fails after interning new
+    strings rolls them back, so the ids must go with them: every stored result still
+    names its job (a stale id would point at nothing, or at another string)."""
+    import io
+
+    from bot.domain.route import Route
+    from bot.ingest import replay as replaying
+    from bot.store import results
+    from bot.store.db import Store
+
+    trunk = broken_trunk(n=10, broken_at=6)
+    path = tmp_path / "in.ndjson"
+    path.write_text(ndjson(trunk.deliveries()))
+    real = results.record_batch
+    failed: list[int] = []
+
+    def record_once_failing(db: Any, items: Any, interned: Any = None) -> Any:
+        recorded = real(db, items, interned)  # interns the batch's strings, then fails
+        if not failed and len(items) > 1:
+            failed.append(len(items))
+            raise ValueError("disk hiccup")
+        return recorded
+
+    monkeypatch.setattr(results, "record_batch", record_once_failing)
+    monkeypatch.setattr(replaying, "BATCH_MIN", 30)
+    store = Store(tmp_path / "r.db")
+    store.migrate()
+    try:
+        details, problems = replaying.replay(store, (Route(),), [path], io.StringIO())
+        assert failed and not problems, "the batch failed once, then each delivery alone"
+        names = store.db.execute(
+            "SELECT count(*), count(s.text) FROM results r "
+            "LEFT JOIN ci_strings s ON s.id = r.job_name").fetchone()
+        assert names[0] > 0 and names[0] == names[1]
+        assert [d.state for d in details] == ["open"]
+    finally:
+        store.close()
