@@ -183,9 +183,18 @@ class Ingestor:
         the placed commits touch is recomputed once, and the alerts are brought up to date
         once (``alerting.py``). The rules are a function of the facts, so one batch gives
         the same cells, streaks and alerts as the same facts one at a time, in any order.
-        ``interned``: a caller that ingests many batches on this thread (replay) keeps the
-        string ids it met; it must drop them when a batch fails (a rollback forgets ids).
+        ``interned``: string ids a caller keeps across batches on this thread (replay); a
+        batch that fails rolls back the ids it made, so they are forgotten here.
         """
+        try:
+            return self._record_and_judge(facts, interned)
+        except BaseException:
+            if interned is not None:
+                interned.forget()
+            raise
+
+    def _record_and_judge(self, facts: Iterable[Fact],
+                          interned: results_store.Interned | None) -> IngestReport:
         report = IngestReport()
         with self.store.transaction() as db:
             now = self.now()

@@ -198,7 +198,8 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
     least, most = sizes
     began: datetime | None = None  # the clock when the batch's first input came
     committing = ExitStack()  # the open transaction, shared by batches
-    strings = _Strings(ingestor.store)
+    # the string ids batches share: re-read for every short batch, they cost more than it
+    interned = Interned(ingestor.store.db)
     held = 0  # deliveries in it
 
     def judge() -> None:
@@ -215,7 +216,7 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
             for repo, changes in by_repo.items():
                 ingestor.changed_files(repo, changes, "push")
             files.clear()
-            _ingest(path, numbers, batch, ingestor, report, errors, problems, strings)
+            _ingest(path, numbers, batch, ingestor, report, errors, problems, interned)
         held += max(len(batch), 1)
         batch.clear()
         numbers.clear()
@@ -271,34 +272,21 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
         committing.close()
 
 
-class _Strings:
-    """The interned string ids replay's batches share: re-reading them for every short
-    batch cost more than the batch. A failed batch rolls its ids back, so they go too."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.ids = Interned(store.db)
-
-    def forget(self) -> None:
-        self.ids = Interned(self.store.db)
-
-
 def _ingest(path: Path, numbers: list[int], batch: list[Fact], ingestor: Ingestor,
             report: IngestReport, errors: TextIO, problems: dict[str, int],
-            strings: _Strings) -> None:
+            interned: Interned) -> None:
     """One batch; if it fails as a whole, each delivery alone, so one bad line is named."""
     if not batch:
         return
     try:
-        report.merge(ingestor.ingest(batch, strings.ids))
+        report.merge(ingestor.ingest(batch, interned))
         return
     except (ValueError, KeyError, TypeError, AttributeError):
-        strings.forget()
+        pass
     for number, fact in zip(numbers, batch, strict=True):
         try:
-            report.merge(ingestor.ingest([fact], strings.ids))
+            report.merge(ingestor.ingest([fact], interned))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            strings.forget()
             print(f"{path}:{number}: skipped: {exc}", file=errors)
             problems["malformed"] = problems.get("malformed", 0) + 1
 

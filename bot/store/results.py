@@ -47,10 +47,11 @@ def _chunks(items: Sequence[object]) -> Iterable[list[object]]:
 
 
 class Interned:
-    """Ids of interned strings and shas, for one transaction.
+    """Ids of interned strings and shas, cached while nothing rolls back.
 
-    Ids are cached for the transaction only: an id made in a transaction that rolls back
-    is gone with it, so a longer-lived cache could point rows at nothing.
+    An id made in a transaction (or savepoint) that rolls back is gone with it: whoever
+    rolls back calls ``forget``, or a cached id would point rows at nothing. Most callers
+    keep one for a single transaction; replay keeps one across its batches.
     """
 
     def __init__(self, db: sqlite_utils.Database) -> None:
@@ -59,6 +60,11 @@ class Interned:
         self._shas: dict[str, int] = {}
         self._texts: dict[int, str] = {}
         self._sha_of: dict[int, str] = {}
+
+    def forget(self) -> None:
+        """Drop every cached id: a rollback may have taken some of them back."""
+        for cache in (self._strings, self._shas, self._texts, self._sha_of):
+            cache.clear()
 
     def strings(self, texts: Iterable[str]) -> dict[str, int]:
         return self._ids("ci_strings", "text", self._strings, texts, create=True)
