@@ -59,8 +59,12 @@ def update_alerts(db: sqlite_utils.Database, routes: Sequence[Route], touched: T
     changes = AlertChanges()
     by_route: dict[str, tuple[Route, dict[str, set[int]]]] = {}
     if starts is not None:
-        quiet = [ident for ident in touched if ident not in starts]
-        alerting = alert_store.keys_in_alerts(db, {key for _, _, key in quiet})
+        quiet: dict[str, tuple[int, int]] = {}
+        for ident, positions in touched.items():
+            if ident not in starts:
+                low, high = quiet.get(ident[2], (min(positions), max(positions)))
+                quiet[ident[2]] = (min(low, *positions), max(high, *positions))
+        alerting = alert_store.keys_in_alerts(db, quiet)
         touched = {ident: positions for ident, positions in touched.items()
                    if ident in starts or ident[2] in alerting}
     for (repo, branch, key), positions in touched.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,15 +104,31 @@ def alerts_before(db: sqlite_utils.Database, route: str, position: int) -> set[i
         f"AND withdrawn = 0 AND NOT {_PINNED}", [route, position])}
 
 
-def keys_in_alerts(db: sqlite_utils.Database, keys: Collection[str]) -> set[str]:
-    """The jobs among ``keys`` that are members of some alert (withdrawn ones aside)."""
+def keys_in_alerts(db: sqlite_utils.Database,
+                   changes: Mapping[str, tuple[int, int]]) -> set[str]:
+    """The jobs among ``changes`` (job key -> its lowest and highest changed trunk
+    position) whose change may reach a member of an alert (withdrawn ones aside).
+
+    Only for changes that start nothing (passes added, times moved): such a change
+    reaches a member only between the passes around it. A member that recovered at a pass
+    before the lowest change, or whose last green is after the highest, lies beyond a pass
+    that the change leaves in place, so it is skipped; a job alerted on a year ago is not
+    read again for every pass it has had since.
+    """
     found: set[str] = set()
-    ordered = sorted(keys)
+    if not changes:
+        return found
+    ordered = sorted(changes)
+    lowest = min(low for low, _ in changes.values())
     for start in range(0, len(ordered), 500):
         chunk = ordered[start:start + 500]
-        found.update(row[0] for row in db.execute(
-            f"SELECT DISTINCT job_key FROM alert_jobs WHERE withdrawn = 0 "
-            f"AND job_key IN ({','.join('?' * len(chunk))})", chunk))
+        for key, green, recovered in db.execute(
+                f"SELECT job_key, last_green_pos, recovered_pos FROM alert_jobs "
+                f"WHERE withdrawn = 0 AND job_key IN ({','.join('?' * len(chunk))}) "
+                "AND (recovered_pos IS NULL OR recovered_pos >= ?)", [*chunk, lowest]):
+            low, high = changes[key]
+            if (recovered is None or recovered >= low) and (green is None or green <= high):
+                found.add(key)
     return found
 
 

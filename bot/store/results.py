@@ -19,6 +19,7 @@ from bot.store.codec import from_json_list, to_json_list
 
 STATUS_RANK = {"queued": 0, "waiting": 0, "requested": 0, "pending": 1, "in_progress": 1}
 CHUNK = 500  # ids per IN (...) list: far below SQLite's limit on variables
+ROWS_REMEMBERED = 20_000  # string tuples whose ids ``Interned`` keeps (then starts again)
 
 _GITHUB = "https://github.com/"
 # the two forms of a GitHub job page that the row's own ids rebuild
@@ -60,11 +61,30 @@ class Interned:
         self._shas: dict[str, int] = {}
         self._texts: dict[int, str] = {}
         self._sha_of: dict[int, str] = {}
+        self._rows: dict[tuple[str | None, ...], tuple[int | None, ...]] = {}
 
     def forget(self) -> None:
         """Drop every cached id: a rollback may have taken some of them back."""
-        for cache in (self._strings, self._shas, self._texts, self._sha_of):
+        for cache in (self._strings, self._shas, self._texts, self._sha_of, self._rows):
             cache.clear()
+
+    def string_rows(self, names: Iterable[tuple[str | None, ...]]
+                    ) -> dict[tuple[str | None, ...], tuple[int | None, ...]]:
+        """Each tuple of strings as a tuple of their ids (None stays None).
+
+        A run's strings (repo, job, ref, states) come in a few hundred combinations that
+        recur batch after batch: each is turned into ids once and remembered, so a short
+        batch, whose every run is a different job, costs a lookup per run.
+        """
+        rows = self._rows
+        missing = [name for name in names if name not in rows]
+        if missing:
+            if len(rows) >= ROWS_REMEMBERED:
+                rows.clear()
+            ids = self.strings({text for name in missing for text in name if text is not None})
+            for name in missing:
+                rows[name] = tuple(None if text is None else ids[text] for text in name)
+        return rows
 
     def strings(self, texts: Iterable[str]) -> dict[str, int]:
         return self._ids("ci_strings", "text", self._strings, texts, create=True)
@@ -236,8 +256,8 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
     which = [distinct.setdefault((r.repo, key, r.workflow, r.job_name, r.branch, r.status,
                                   r.conclusion, r.source), len(distinct))
              for r, key in changed]
-    strings = interned.strings({text for name in distinct for text in name if text is not None})
-    ids = [tuple(None if text is None else strings[text] for text in name) for name in distinct]
+    known = interned.string_rows(distinct)
+    ids = [known[name] for name in distinct]
     rows = []
     append = rows.append
     for (r, _), index in zip(changed, which, strict=True):

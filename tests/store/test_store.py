@@ -359,3 +359,32 @@ def test_a_failing_nested_unit_undoes_only_its_own_writes(store: Store) -> None:
         db.execute(insert, ["kept-after", now])
     ids = {row[0] for row in store.db.execute("SELECT delivery_id FROM deliveries")}
     assert ids == {"kept-before", "kept-after"}
+
+
+def test_keys_in_alerts_skips_members_a_pass_keeps_apart(store: Store) -> None:
+    """A pass added at a position matters only to members between the passes around it:
+    not to one that recovered before it, nor to one whose last green is after it."""
+    with store.transaction() as db:
+        alert_id = _new_alert(db)
+        for key, green, recovered, withdrawn in [
+                ("wf / recovered at 10", 4, 10, 0), ("wf / still failing", 20, None, 0),
+                ("wf / withdrawn", 4, None, 1)]:
+            db.execute(
+                "INSERT INTO alert_jobs (alert_id, job_key, route, streak, first_failing_sha, "
+                "first_failing_pos, newest_failing_sha, newest_failing_pos, last_green_pos, "
+                "recovered_pos, recovered, withdrawn, joined_at, reached_pos) "
+                "VALUES (?, ?, 'inductor', 3, 'a', ?, 'b', ?, ?, ?, ?, ?, ?, ?)",
+                [alert_id, key, green + 1, green + 3, green, recovered,
+                 int(recovered is not None), withdrawn, NOW.isoformat(), green + 3])
+    recovered, failing = "wf / recovered at 10", "wf / still failing"
+
+    def asked(changes: dict[str, tuple[int, int]]) -> set[str]:
+        return alert_store.keys_in_alerts(store.db, changes)
+
+    assert asked({recovered: (5, 9), failing: (21, 30)}) == {recovered, failing}
+    assert asked({recovered: (10, 10), failing: (20, 20)}) == {recovered, failing}
+    assert asked({recovered: (11, 40)}) == set()  # recovered before the change
+    assert asked({recovered: (1, 3)}) == set()  # its last green is after the change
+    assert asked({failing: (3, 19)}) == set()
+    assert asked({"wf / withdrawn": (5, 6), "wf / never alerted": (1, 100)}) == set()
+    assert asked({}) == set()
