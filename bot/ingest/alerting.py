@@ -54,7 +54,8 @@ def update_alerts(db: sqlite_utils.Database, routes: Sequence[Route], touched: T
 
     ``starts`` (default: all) are the jobs whose changes may start or join a streak (a
     new failure, a pass gone). A job with only passes added or times moved cannot make
-    a new claim: it is read again only when it is in an alert (its member may end).
+    a new claim: it is read again only when a member of an alert lies between the passes
+    around the change (that member may end; ``alerts.keys_in_alerts``).
     """
     changes = AlertChanges()
     by_route: dict[str, tuple[Route, dict[str, set[int]]]] = {}
