@@ -247,7 +247,8 @@ class Ingestor:
             for (repo, branch), shas in placed.items():
                 # a commit whose every run came in this batch has its cells listed already
                 waited = [sha for sha in shas if sha not in recorded.new_commits]
-                for sha, keys in results_store.job_keys_at(db, repo, waited).items():
+                at = results_store.job_keys_at(db, repo, waited, interned) if waited else {}
+                for sha, keys in at.items():
                     cells.setdefault((repo, branch), set()).update((key, sha) for key in keys)
             by_cell = {cell: runs for (_, cell), runs in known.items()}
             touched: dict[tuple[str, str, str], set[int]] = {}

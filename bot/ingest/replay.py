@@ -209,14 +209,14 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
             return
         if not held:
             committing.enter_context(ingestor.store.transaction())
-        with ingestor.store.transaction():  # a savepoint: a failing batch is retried alone
-            by_repo: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
-            for repo, changes in files:
-                by_repo.setdefault(repo, []).extend(changes)
-            for repo, changes in by_repo.items():
-                ingestor.changed_files(repo, changes, "push")
-            files.clear()
-            _ingest(path, numbers, batch, ingestor, report, errors, problems, interned)
+        # each of these is a savepoint of its own: a failing batch is retried alone
+        by_repo: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
+        for repo, changes in files:
+            by_repo.setdefault(repo, []).extend(changes)
+        for repo, changes in by_repo.items():
+            ingestor.changed_files(repo, changes, "push")
+        files.clear()
+        _ingest(path, numbers, batch, ingestor, report, errors, problems, interned)
         held += max(len(batch), 1)
         batch.clear()
         numbers.clear()

@@ -7,6 +7,7 @@ reads what is stored for the batch's job ids, one ``executemany`` writes what ch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -68,22 +69,26 @@ class Interned:
         for cache in (self._strings, self._shas, self._texts, self._sha_of, self._rows):
             cache.clear()
 
-    def string_rows(self, names: Iterable[tuple[str | None, ...]]
+    @property
+    def string_rows(self) -> dict[tuple[str | None, ...], tuple[int | None, ...]]:
+        """The tuples of strings met so far, as tuples of their ids (``intern_rows``)."""
+        return self._rows
+
+    def intern_rows(self, names: Iterable[tuple[str | None, ...]]
                     ) -> dict[tuple[str | None, ...], tuple[int | None, ...]]:
-        """Each tuple of strings as a tuple of their ids (None stays None).
+        """Tuples of strings as tuples of their ids (None stays None), remembered.
 
         A run's strings (repo, job, ref, states) come in a few hundred combinations that
-        recur batch after batch: each is turned into ids once and remembered, so a short
-        batch, whose every run is a different job, costs a lookup per run.
+        recur batch after batch: each is turned into ids once, so a short batch, whose
+        every run is a different job, costs a lookup per run.
         """
+        names = set(names)
+        ids = self.strings({text for name in names for text in name if text is not None})
+        if len(self._rows) + len(names) > ROWS_REMEMBERED:
+            self._rows.clear()
         rows = self._rows
-        missing = [name for name in names if name not in rows]
-        if missing:
-            if len(rows) >= ROWS_REMEMBERED:
-                rows.clear()
-            ids = self.strings({text for name in missing for text in name if text is not None})
-            for name in missing:
-                rows[name] = tuple(None if text is None else ids[text] for text in name)
+        for name in names:
+            rows[name] = tuple(None if text is None else ids[text] for text in name)
         return rows
 
     def strings(self, texts: Iterable[str]) -> dict[str, int]:
@@ -123,9 +128,15 @@ class Interned:
             self._load(table, column, cache, missing)
             unknown = [text for text in missing if text not in cache]
             if unknown and create:
-                self.db.conn.executemany(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)",
-                                         [(text,) for text in unknown])
-                self._load(table, column, cache, unknown)
+                execute = self.db.conn.execute
+                for text in unknown:  # usually one: a new commit, a new job
+                    row = execute(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?) "
+                                  "RETURNING id", (text,)).fetchone()
+                    if row is not None:
+                        cache[text] = row[0]
+                raced = [text for text in unknown if text not in cache]
+                if raced:  # another writer made them since they were read
+                    self._load(table, column, cache, raced)
         return {text: cache[text] for text in wanted if text in cache}
 
     def _load(self, table: str, column: str, cache: dict[str, int], texts: list[str]) -> None:
@@ -250,17 +261,16 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
             f"SELECT DISTINCT sha FROM results INDEXED BY results_commit "
             f"WHERE sha IN ({','.join('?' * len(chunk))})", chunk))
     new_commits = {sha for sha, ident in shas.items() if ident not in before}
-    # the strings of a run repeat across the batch (a few hundred jobs, a few states): each
-    # distinct set is interned once, and each row points at its set by index
-    distinct: dict[tuple[str | None, ...], int] = {}
-    which = [distinct.setdefault((r.repo, key, r.workflow, r.job_name, r.branch, r.status,
-                                  r.conclusion, r.source), len(distinct))
-             for r, key in changed]
-    known = interned.string_rows(distinct)
-    ids = [known[name] for name in distinct]
-    rows = []
+    # the strings of a run repeat across batches (a few hundred jobs, a few states): each
+    # combination is turned into ids once (``Interned.string_rows``), then looked up; the
+    # rows of combinations met for the first time are finished once they are all known
+    known = interned.string_rows
+    rows: list[tuple[object, ...]] = []
     append = rows.append
-    for (r, _), index in zip(changed, which, strict=True):
+    unknown: list[tuple[int, tuple[str | None, ...], tuple[object, ...]]] = []
+    for r, key in changed:
+        name = (r.repo, key, r.workflow, r.job_name, r.branch, r.status, r.conclusion,
+                r.source)
         completed = r.completed_at
         if completed is not None:
             completed = (int(completed.timestamp()) if completed.tzinfo is not None
@@ -273,10 +283,18 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
                 html = ""
             elif html.startswith(_GITHUB):
                 html = _page(r)
-        # the interned strings first, as the row's columns are listed below
-        append(ids[index] + (r.job_id, shas[r.sha], r.run_id, r.attempt, completed, html,
-                             r.log_url,
-                             to_json_list(r.failure_lines) if r.failure_lines else None))
+        rest = (r.job_id, shas[r.sha], r.run_id, r.attempt, completed, html, r.log_url,
+                to_json_list(r.failure_lines) if r.failure_lines else None)
+        ids = known.get(name)
+        if ids is None:
+            unknown.append((len(rows), name, rest))
+        else:
+            rest = ids + rest  # the interned strings first, as the columns are listed below
+        append(rest)
+    if unknown:
+        made = interned.intern_rows([name for _, name, _ in unknown])
+        for index, name, rest in unknown:
+            rows[index] = made[name] + rest
     db.conn.executemany(
         "INSERT INTO results (repo, job_key, workflow, job_name, ref, status, conclusion, "
         "source, job_id, sha, run_id, attempt, completed, html_url, log_url, failure_lines) "
@@ -308,8 +326,17 @@ def _row(row: tuple) -> JobResult:
 
 
 def _by_ids(db: sqlite_utils.Database, job_ids: list[int]) -> list[JobResult]:
+    """The stored runs among ``job_ids``.
+
+    Most batches are all new: the primary key alone says so, and only the ids found are
+    read whole (the eight joins of a whole row, prepared anew for every length of the id
+    list, cost more than the lookup).
+    """
+    stored = [row[0] for row in db.execute(
+        "SELECT job_id FROM results WHERE job_id IN (SELECT value FROM json_each(?))",
+        [json.dumps(job_ids)])]
     found: list[JobResult] = []
-    for chunk in _chunks(job_ids):
+    for chunk in _chunks(stored):
         marks = ",".join("?" * len(chunk))
         found += [_row(row) for row in db.execute(
             f"SELECT {_COLUMNS} {_FROM} WHERE r.job_id IN ({marks})", chunk)]
@@ -437,14 +464,19 @@ def results_of_job(db: sqlite_utils.Database, repo: str, job_key: str,
     return {sha: runs for (_, sha), runs in results_at(db, repo, shas, [job_key]).items()}
 
 
-def job_keys_at(db: sqlite_utils.Database, repo: str,
-                shas: Sequence[str]) -> dict[str, set[str]]:
-    """The jobs that ran at each of ``shas``: what to judge once those commits are placed."""
+def job_keys_at(db: sqlite_utils.Database, repo: str, shas: Sequence[str],
+                interned: Interned | None = None) -> dict[str, set[str]]:
+    """The jobs that ran at each of ``shas``: what to judge once those commits are placed.
+
+    A commit that no run names yet has no interned sha: nothing more is read for it.
+    """
     out: dict[str, set[str]] = {}
-    interned = Interned(db)
+    interned = interned or Interned(db)
     sha_ids = interned.shas(shas, create=False)
+    if not sha_ids:
+        return out
     repo_id = interned.strings([repo]).get(repo)
-    if not sha_ids or repo_id is None:
+    if repo_id is None:
         return out
     for chunk in _chunks(sorted(sha_ids.values())):
         marks = ",".join("?" * len(chunk))
