@@ -28,8 +28,8 @@ from bot.store.db import DatabaseUnusable, Store
 from bot.store.details import AlertDetail, alert_detail, alert_ids
 from bot.store.results import Interned
 
-BATCH_MIN = 4000  # a push ends a batch of at least this many deliveries
-BATCH_MAX = 5_000  # deliveries per batch at most
+BATCH_MIN = 15_000  # a push ends a transaction of at least this many deliveries
+BATCH_MAX = 16_000  # deliveries per transaction (and batch) at most
 # a batch is judged at its newest input's time: it ends once its inputs span this long, so
 # "now" (alert open times, the max_age gate) stays this close to what a live bot had
 BATCH_SPAN = timedelta(minutes=15)
@@ -196,7 +196,7 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
     numbers: list[int] = []  # each fact's line, to name a line that fails
     files: list[tuple[str, list[tuple[str, tuple[str, ...], str]]]] = []
     least, most = sizes
-    began: datetime | None = None  # the clock when the batch's first input came
+    due: datetime | None = None  # the batch is judged once the clock is past this
     committing = ExitStack()  # the open transaction, shared by batches
     # the string ids batches share: re-read for every short batch, they cost more than it
     interned = Interned(ingestor.store.db)
@@ -256,13 +256,12 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
                     clock.current = before  # the batch so far, at its own newest time
                     commit()
                     clock.current = now
-                elif batch and began is not None and now is not None \
-                        and now - began > BATCH_SPAN:
+                elif batch and due is not None and now is not None and now > due:
                     clock.current = before
                     judge()
                     clock.current = now
                 if not batch:
-                    began = clock.current
+                    due = None if clock.current is None else clock.current + BATCH_SPAN
                 batch.append(fact)
                 numbers.append(number)
                 if held + len(batch) >= most:

@@ -504,9 +504,10 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
               if statuses[cell] in _INFRA_MATTERS and not count_infra(cell[0])
               for r in rs if r.conclusion in FAILED and is_failed_run(r)]
     infra = evidence.infra_job_ids(db, repo, failed) if failed else frozenset()
-    # a commit placed by this batch has no cell yet: nothing to read for it
+    # a commit placed by this batch, or with no run stored before it, has no cell yet (a
+    # cell is written only for runs stored at its commit): nothing to read for it
     before = _cell_rows(db, repo, branch, [(key, placed[sha][0]) for key, sha in wanted
-                                           if sha not in fresh])
+                                           if sha not in fresh and sha not in new_commits])
     changed: list[CellChange] = []
     rows: list[tuple[object, ...]] = []
     for key, sha in wanted:
