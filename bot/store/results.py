@@ -328,10 +328,16 @@ def _row(row: tuple) -> JobResult:
 def _by_ids(db: sqlite_utils.Database, job_ids: list[int]) -> list[JobResult]:
     """The stored runs among ``job_ids``.
 
-    Most batches are all new: the primary key alone says so, and only the ids found are
-    read whole (the eight joins of a whole row, prepared anew for every length of the id
-    list, cost more than the lookup).
+    Most batches are all new: the primary key alone says so (GitHub's ids grow, so a batch
+    above the largest id stored has none stored; else one lookup), and only the ids found
+    are read whole (the eight joins of a whole row, prepared anew for every length of the
+    id list, cost more than the lookup).
     """
+    if not job_ids:
+        return []
+    largest = db.execute("SELECT max(job_id) FROM results").fetchone()[0]
+    if largest is None or min(job_ids) > largest:
+        return []
     stored = [row[0] for row in db.execute(
         "SELECT job_id FROM results WHERE job_id IN (SELECT value FROM json_each(?))",
         [json.dumps(job_ids)])]
