@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,6 +37,9 @@ BATCH_SPAN = timedelta(minutes=15)
 
 
 _raw_decode = json.JSONDecoder().raw_decode
+# the decoder's own scanner (C), called without raw_decode's Python wrapper: a JSON value at
+# the start of the line and where it ends, or StopIteration (then ``_decode`` says why)
+_scan = make_scanner(json.JSONDecoder())
 
 
 def _decode(line: str) -> Any:
@@ -233,9 +237,9 @@ def _replay_ndjson(path: Path, ingestor: Ingestor, clock: ReplayClock, report: I
                 before = clock.current
                 try:
                     try:  # the usual line: one JSON value, then the newline
-                        delivery, end = _raw_decode(line)
-                    except ValueError:  # leading blanks, or not JSON: _decode says which
-                        delivery = _decode(line)
+                        delivery, end = _scan(line, 0)
+                    except (StopIteration, ValueError):  # leading blanks, or not JSON
+                        delivery = _decode(line)  # says which
                     else:
                         if end != len(line) and line[end:].strip():
                             raise ValueError(
