@@ -279,9 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     largest = ", ".join(f"{name} {size / per_result:.0f}" for name, size in long["parts"][:6])
     print(f"bytes per result at {lengths[1]} commits: {long['bytes'] / per_result:.0f} "
           f"(target <= 250); largest: {largest}")
+    # the target is set on the longer history (issue 17: 60,000 results); the shorter one
+    # shows that the ratio does not depend on length, and its ratio is printed beside it
+    target = long["seconds"] / rows[1][5]["seconds"]
     worst = max(r[4]["seconds"] / r[5]["seconds"] for r in rows)
-    print(f"replay vs floor: worst ratio {worst:.2f} (target <= 2.00: "
-          f"{'met' if worst <= 2.0 else 'NOT met'})")
+    print(f"replay vs floor at {long['results']} results: {target:.2f} (target <= 2.00: "
+          f"{'met' if target <= 2.0 else 'NOT met'}); worst over both lengths {worst:.2f}")
     growth = long["peak_mb"] - short["peak_mb"]
     print(f"replay peak memory: {short['peak_mb']:.1f} MB at {lengths[0]} commits, "
           f"{long['peak_mb']:.1f} MB at {lengths[1]} commits ({growth:+.1f} MB for "
