@@ -6,7 +6,8 @@ million results), then adds settled alerts with their timelines and Slack record
 long-running bot would have them (3,000 by default on the large one), and a few open
 alerts, one snoozed until a commit. Then it times what the running bot does again and
 again, on both: an idle sender pass, ``/healthz``, ``/inductor list``, the App Home, a
-reminders tick and one webhook stored. Each figure is the median of several runs.
+reminders tick and one webhook stored. Each figure is the median of several runs; the
+webhook is also given as the 99th percentile of 500 (the live target is a p99 below 10 ms).
 
     .venv/bin/python bench/history.py [--small-commits 96] [--large-commits 23000]
                                       [--settled 3000] [--json]
@@ -60,7 +61,8 @@ CHANNEL = "C0BENCH"
 EVENTS_PER_ALERT = 60
 REPEATS = 15
 OPERATIONS = ("sender_idle_pass", "healthz", "slash_list", "app_home", "reminders_tick",
-              "webhook_ingest")
+              "webhook_ingest", "webhook_ingest_p99")
+WEBHOOKS_FOR_P99 = 500
 
 
 def build(path: Path, commits: int, settled: int, seed: int = 7) -> tuple[History, int]:
@@ -166,6 +168,17 @@ def median_s(fn: Callable[[], object], repeats: int = REPEATS) -> float:
     return statistics.median(times)
 
 
+def p99_s(fn: Callable[[], object], runs: int = WEBHOOKS_FOR_P99) -> float:
+    """The 99th percentile of ``runs`` calls: the live target is a p99, not a median."""
+    fn()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.quantiles(times, n=100)[98]
+
+
 def measure(path: Path, history: History, commits: int) -> dict[str, float]:
     clock = Clock()
     clock.now = START + SPACING * commits + timedelta(hours=2)
@@ -195,6 +208,7 @@ def measure(path: Path, history: History, commits: int) -> dict[str, float]:
                                                   clock.now, "U1")),
         "reminders_tick": median_s(bot.run_nudges),
         "webhook_ingest": median_s(ingest_one),
+        "webhook_ingest_p99": p99_s(ingest_one),
     }
     bot.lanes.close()
     bot.store.close()
