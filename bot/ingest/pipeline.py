@@ -254,7 +254,7 @@ class Ingestor:
             touched: dict[tuple[str, str, str], set[int]] = {}
             starts: set[tuple[str, str, str]] = set()
             for (repo, branch), wanted in sorted(cells.items()):
-                fresh = set(placed.get((repo, branch), ()))
+                fresh = set(placed.get((repo, branch), ())) | recorded.first_named
                 self._refresh(db, repo, branch, wanted, touched, starts, interned, by_cell,
                               recorded.new_commits, fresh)
             self._evaluate(db, touched, starts, now, report)

@@ -484,8 +484,10 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
     runs, the infra classes and the cells as stored; one ``executemany`` for the changes.
     A cell's time is its latest completion, else its commit's time (``cell_time``).
     ``known``, ``new_commits``: a batch's runs by cell, and its commits that had no run
-    before it (``results.runs_of_cells``); ``fresh``: commits this batch placed (no cell
-    of theirs is stored yet).
+    before it (``results.runs_of_cells``); ``fresh``: commits with no cell stored yet
+    (placed by this batch, or named by a run for the first time: a cell is written only
+    for runs at its commit, and retention may leave cells whose runs it removed, so
+    "no run stored" is not enough).
     """
     wanted = sorted(set(cells))
     if not wanted:
@@ -504,10 +506,9 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
               if statuses[cell] in _INFRA_MATTERS and not count_infra(cell[0])
               for r in rs if r.conclusion in FAILED and is_failed_run(r)]
     infra = evidence.infra_job_ids(db, repo, failed) if failed else frozenset()
-    # a commit placed by this batch, or with no run stored before it, has no cell yet (a
-    # cell is written only for runs stored at its commit): nothing to read for it
+    # a commit in ``fresh`` has no cell yet: nothing to read for it
     before = _cell_rows(db, repo, branch, [(key, placed[sha][0]) for key, sha in wanted
-                                           if sha not in fresh and sha not in new_commits])
+                                           if sha not in fresh])
     changed: list[CellChange] = []
     rows: list[tuple[object, ...]] = []
     for key, sha in wanted:

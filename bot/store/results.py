@@ -7,9 +7,8 @@ reads what is stored for the batch's job ids, one ``executemany`` writes what ch
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import sqlite_utils
@@ -97,8 +96,11 @@ class Interned:
     def string(self, text: str) -> int:
         return self.strings([text])[text]
 
-    def shas(self, shas: Iterable[str], *, create: bool = True) -> dict[str, int]:
-        return self._ids("ci_shas", "sha", self._shas, shas, create=create)
+    def shas(self, shas: Iterable[str], *, create: bool = True,
+             made: set[str] | None = None) -> dict[str, int]:
+        """Ids of shas; ``made`` collects those this call created (no run named them yet,
+        and shas are never deleted: so no cell of theirs can be stored)."""
+        return self._ids("ci_shas", "sha", self._shas, shas, create=create, made=made)
 
     def texts(self, ids: Iterable[int]) -> dict[int, str]:
         """The strings behind ids (those this transaction has not met yet are read)."""
@@ -121,7 +123,7 @@ class Interned:
         return reverse
 
     def _ids(self, table: str, column: str, cache: dict[str, int], wanted: Iterable[str],
-             create: bool) -> dict[str, int]:
+             create: bool, made: set[str] | None = None) -> dict[str, int]:
         wanted = set(wanted)
         missing = sorted(wanted - cache.keys())
         if missing:
@@ -130,10 +132,14 @@ class Interned:
             if unknown and create:
                 execute = self.db.conn.execute
                 for text in unknown:  # usually one: a new commit, a new job
-                    row = execute(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?) "
-                                  "RETURNING id", (text,)).fetchone()
-                    if row is not None:
-                        cache[text] = row[0]
+                    # the new row's id without reading it back (RETURNING would need
+                    # SQLite 3.35; lastrowid is as old as the module)
+                    cursor = execute(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)",
+                                     (text,))
+                    if cursor.rowcount == 1:
+                        cache[text] = cursor.lastrowid
+                        if made is not None:
+                            made.add(text)
                 raced = [text for text in unknown if text not in cache]
                 if raced:  # another writer made them since they were read
                     self._load(table, column, cache, raced)
@@ -210,11 +216,14 @@ def _merge(old: JobResult, new: JobResult) -> JobResult | None:
 
 @dataclass
 class Recorded:
-    """What a batch stored: the runs that changed something, and the commits of the batch
-    that had no run stored before it (their cells hold exactly the batch's runs)."""
+    """What a batch stored: the runs that changed something, the commits of the batch that
+    had no run stored before it (their cells hold exactly the batch's runs), and those no
+    run had ever named (their sha was interned by this batch): no cell of theirs exists,
+    whatever retention removed before."""
 
     changed: list[tuple[JobResult, str]]
     new_commits: set[str]
+    first_named: set[str] = field(default_factory=set)
 
 
 def record_results(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str]],
@@ -254,7 +263,8 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
                 changed.append((final, key))
     if not changed:
         return Recorded([], set())
-    shas = interned.shas({r.sha for r, _ in changed})
+    first_named: set[str] = set()
+    shas = interned.shas({r.sha for r, _ in changed}, made=first_named)
     before: set[int] = set()
     for chunk in _chunks(sorted(shas.values())):
         before.update(row[0] for row in db.execute(
@@ -303,7 +313,7 @@ def record_batch(db: sqlite_utils.Database, items: Sequence[tuple[JobResult, str
         "conclusion = excluded.conclusion, completed = excluded.completed, "
         "html_url = excluded.html_url, log_url = excluded.log_url, "
         "failure_lines = excluded.failure_lines", rows)
-    return Recorded(changed, new_commits)
+    return Recorded(changed, new_commits, first_named)
 
 
 def record_result(db: sqlite_utils.Database, result: JobResult, job_key: str) -> bool:
@@ -329,18 +339,19 @@ def _by_ids(db: sqlite_utils.Database, job_ids: list[int]) -> list[JobResult]:
     """The stored runs among ``job_ids``.
 
     Most batches are all new: the primary key alone says so (GitHub's ids grow, so a batch
-    above the largest id stored has none stored; else one lookup), and only the ids found
-    are read whole (the eight joins of a whole row, prepared anew for every length of the
-    id list, cost more than the lookup).
+    above the largest id stored has none stored; else a lookup by key), and only the ids
+    found are read whole (the eight joins of a whole row cost more than the lookup).
     """
     if not job_ids:
         return []
     largest = db.execute("SELECT max(job_id) FROM results").fetchone()[0]
     if largest is None or min(job_ids) > largest:
         return []
-    stored = [row[0] for row in db.execute(
-        "SELECT job_id FROM results WHERE job_id IN (SELECT value FROM json_each(?))",
-        [json.dumps(job_ids)])]
+    stored: list[int] = []
+    for chunk in _chunks(job_ids):
+        stored += [row[0] for row in db.execute(
+            f"SELECT job_id FROM results WHERE job_id IN ({','.join('?' * len(chunk))})",
+            chunk)]
     found: list[JobResult] = []
     for chunk in _chunks(stored):
         marks = ",".join("?" * len(chunk))

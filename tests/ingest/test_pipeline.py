@@ -541,3 +541,21 @@ def test_streak_walk_reads_only_as_far_as_the_streak(tmp_path: Path) -> None:
         assert streak.length == 10 and len(rows_read) == 11
     finally:
         bot.store.close()
+
+
+def test_a_cell_whose_runs_retention_removed_is_still_read_back(bot: Bot) -> None:
+    """Retention drains results before cells: a commit can keep its cell with no run left.
+    A rerun there must be judged against that cell (a pass gone joins two streaks), even
+    though no run is stored at the commit before it."""
+    bot.push(0, 1, 2, 3, 4)
+    bot.job(0, "success")
+    bot.jobs([1, 2], "failure")
+    bot.job(3, "success")
+    bot.job(4, "failure")
+    assert bot.alerts() == []  # 2 + 1 failures, a pass between
+    with bot.store.transaction() as db:  # what the results drain of retention leaves
+        db.execute("DELETE FROM results WHERE sha = (SELECT id FROM ci_shas WHERE sha = ?)",
+                   [sha(3)])
+    bot.job(3, "in_progress")  # a rerun starts: the pass at 3 is gone
+    alert = bot.only_alert()
+    assert job_of(alert, "inductor_timm") == (3, sha(1), sha(4), sha(0), False)
