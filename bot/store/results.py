@@ -90,11 +90,11 @@ class Interned:
             rows[name] = tuple(None if text is None else ids[text] for text in name)
         return rows
 
-    def strings(self, texts: Iterable[str]) -> dict[str, int]:
-        return self._ids("ci_strings", "text", self._strings, texts, create=True)
-
-    def string(self, text: str) -> int:
-        return self.strings([text])[text]
+    def strings(self, texts: Iterable[str], *, create: bool = True) -> dict[str, int]:
+        """Ids of strings; readers pass ``create=False`` (a string never stored names no
+        row, and a reader must not write: outside a transaction, an insert would leave
+        one open and hold the write lock)."""
+        return self._ids("ci_strings", "text", self._strings, texts, create=create)
 
     def shas(self, shas: Iterable[str], *, create: bool = True,
              made: set[str] | None = None) -> dict[str, int]:
@@ -365,13 +365,13 @@ def results_at(db: sqlite_utils.Database, repo: str, shas: Sequence[str],
     """The runs at each of ``shas``, by (job key, sha); only of ``keys`` when given."""
     interned = Interned(db)
     sha_ids = interned.shas(shas, create=False)
-    repo_id = interned.strings([repo]).get(repo)
+    repo_id = interned.strings([repo], create=False).get(repo)
     if not sha_ids or repo_id is None:
         return {}
     key_filter = ""
     key_ids: list[int] = []
     if keys is not None:
-        key_ids = sorted(interned.strings(keys).values())
+        key_ids = sorted(interned.strings(keys, create=False).values())
         if not key_ids:
             return {}
         key_filter = f" AND r.job_key IN ({','.join('?' * len(key_ids))})"
@@ -423,8 +423,8 @@ def _latest(runs: Sequence[JobResult]) -> datetime | None:
 def _read_cells(db: sqlite_utils.Database, repo: str, cells: list[tuple[str, str]],
                 interned: Interned, known: Mapping[int, JobResult],
                 out: dict[tuple[str, str], tuple[list[JobResult], datetime | None]]) -> None:
-    repo_id = interned.strings([repo]).get(repo)
-    key_ids = interned.strings({key for key, _ in cells})
+    repo_id = interned.strings([repo], create=False).get(repo)
+    key_ids = interned.strings({key for key, _ in cells}, create=False)
     sha_ids = interned.shas({sha for _, sha in cells}, create=False)
     if repo_id is None or not sha_ids:
         return
@@ -492,7 +492,7 @@ def job_keys_at(db: sqlite_utils.Database, repo: str, shas: Sequence[str],
     sha_ids = interned.shas(shas, create=False)
     if not sha_ids:
         return out
-    repo_id = interned.strings([repo]).get(repo)
+    repo_id = interned.strings([repo], create=False).get(repo)
     if repo_id is None:
         return out
     for chunk in _chunks(sorted(sha_ids.values())):

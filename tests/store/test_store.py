@@ -388,3 +388,18 @@ def test_keys_in_alerts_skips_members_a_pass_keeps_apart(store: Store) -> None:
     assert asked({failing: (3, 19)}) == set()
     assert asked({"wf / withdrawn": (5, 6), "wf / never alerted": (1, 100)}) == set()
     assert asked({}) == set()
+
+
+def test_reading_runs_of_names_never_stored_writes_nothing(store: Store) -> None:
+    """Readers ask for repositories and jobs that may never have run: they must not
+    intern them (outside a transaction, an insert would leave one open, holding the
+    write lock against every writer)."""
+    with store.transaction() as db:
+        results_store.record_result(db, result(1, "1" * 40, "failure"), KEY)
+    strings = store.db.execute("SELECT count(*) FROM ci_strings").fetchone()[0]
+    assert results_store.results_at(store.db, REPO, ["1" * 40], ["wf / never ran"]) == {}
+    assert results_store.results_at(store.db, "someone/else", ["1" * 40]) == {}
+    assert results_store.job_keys_at(store.db, "someone/else", ["1" * 40]) == {}
+    assert not store.db.conn.in_transaction
+    assert store.db.execute("SELECT count(*) FROM ci_strings").fetchone()[0] == strings
+    assert results_store.results_for_cell(store.db, REPO, KEY, "1" * 40)  # known: found
