@@ -798,3 +798,48 @@ def m019_cells_by_position(db: Database) -> None:
             WHERE status = 'flaky';
         """
     )
+
+
+@migrations()
+def m020_lean_cells(db: Database) -> None:
+    """Cells keyed by interned ids: ``cell_rows``, with ``cells`` a view of it as text.
+
+    A cell's key repeated its repository, branch and job name as text (about 90 bytes of
+    a 170-byte row); every batch writes one cell per job at the newest commit, each into
+    a different leaf of the table, so smaller rows are fewer and cheaper pages to write.
+    The writers (recomputing cells, renumbering trunk order, retention) use
+    ``cell_rows``; readers keep reading ``cells``, which joins the names back (SQLite
+    looks the names up first, then walks ``cell_rows`` by its key). Names and shas not yet
+    interned are interned; rows are copied as they are.
+    """
+    db.executescript(
+        """
+        INSERT OR IGNORE INTO ci_strings (text)
+            SELECT repo FROM cells UNION SELECT branch FROM cells
+            UNION SELECT job_key FROM cells;
+        INSERT OR IGNORE INTO ci_shas (sha) SELECT DISTINCT sha FROM cells;
+        CREATE TABLE cell_rows (
+            repo INTEGER NOT NULL,
+            branch INTEGER NOT NULL,
+            job_key INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            sha INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            time TEXT,
+            PRIMARY KEY (repo, branch, job_key, position)
+        ) WITHOUT ROWID;
+        INSERT INTO cell_rows
+            SELECT rp.id, br.id, k.id, c.position, s.id, c.status, c.time FROM cells c
+            JOIN ci_strings rp ON rp.text = c.repo JOIN ci_strings br ON br.text = c.branch
+            JOIN ci_strings k ON k.text = c.job_key JOIN ci_shas s ON s.sha = c.sha;
+        DROP TABLE cells;
+        CREATE INDEX cell_rows_flaky ON cell_rows (repo, branch, job_key, position)
+            WHERE status = 'flaky';
+        CREATE VIEW cells AS SELECT
+            rp.text AS repo, br.text AS branch, k.text AS job_key, s.sha AS sha,
+            c.position AS position, c.status AS status, c.time AS time
+        FROM cell_rows c
+        JOIN ci_strings rp ON rp.id = c.repo JOIN ci_strings br ON br.id = c.branch
+        JOIN ci_strings k ON k.id = c.job_key JOIN ci_shas s ON s.id = c.sha;
+        """
+    )

@@ -205,7 +205,7 @@ def flaky_cell_tests(db: sqlite_utils.Database, repo: str, branch: str, job_key:
     """Tests that failed in the runs behind the job's ``newest`` flaky cells.
 
     One statement, whatever the length of the history: the newest flaky cells come from
-    the partial index ``cells_flaky``, their failed runs from ``job_evidence_cell``. Every
+    the partial index ``cell_rows_flaky``, their failed runs from ``job_evidence_cell``. Every
     failed run of a flaky cell is a run behind a flaky shard (a shard that failed without
     passing would have failed the cell), and only runs whose tests ran (never an
     infrastructure failure) list tests; so this is what merging each cell's runs again and
@@ -214,9 +214,14 @@ def flaky_cell_tests(db: sqlite_utils.Database, repo: str, branch: str, job_key:
     """
     tests: list[str] = []
     for (tests_json,) in db.execute(
-            # the literal (not a parameter) lets SQLite use the partial index cells_flaky
-            "SELECT e.tests_json FROM (SELECT sha FROM cells WHERE repo = ? AND branch = ? "
-            "AND job_key = ? AND status = 'flaky' ORDER BY position DESC LIMIT ?) AS f "
+            # the partial index of flaky cells, named: without statistics the planner
+            # would walk the job's every cell from the newest for the few flaky ones
+            "SELECT e.tests_json FROM (SELECT s.sha AS sha FROM cell_rows c "
+            "INDEXED BY cell_rows_flaky JOIN ci_shas s ON s.id = c.sha "
+            "WHERE c.repo = (SELECT id FROM ci_strings WHERE text = ?) "
+            "AND c.branch = (SELECT id FROM ci_strings WHERE text = ?) "
+            "AND c.job_key = (SELECT id FROM ci_strings WHERE text = ?) "
+            "AND c.status = 'flaky' ORDER BY c.position DESC LIMIT ?) AS f "
             "JOIN job_evidence e ON e.repo = ? AND e.job_key = ? AND e.sha = f.sha "
             "WHERE e.tests_json != '[]'",
             [repo, branch, job_key, newest, repo, job_key]):

@@ -86,9 +86,11 @@ def _shift(db: sqlite_utils.Database, repo: str, branch: str, above: int, by: in
     # cells are keyed by position: moving them in one step could collide mid-way, so
     # they go far out first and come back to their new places
     far = 1 << 61
-    db.execute("UPDATE cells SET position = position + ? + ? WHERE repo = ? AND branch = ? "
+    ids = ("repo = (SELECT id FROM ci_strings WHERE text = ?) "
+           "AND branch = (SELECT id FROM ci_strings WHERE text = ?)")
+    db.execute(f"UPDATE cell_rows SET position = position + ? + ? WHERE {ids} "
                "AND position > ?", [by, far, repo, branch, above])
-    db.execute("UPDATE cells SET position = position - ? WHERE repo = ? AND branch = ? "
+    db.execute(f"UPDATE cell_rows SET position = position - ? WHERE {ids} "
                "AND position > ?", [far, repo, branch, far])
     for column in ("first_failing_pos", "newest_failing_pos", "last_green_pos", "reached_pos",
                    "recovered_pos"):
@@ -511,6 +513,11 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
                                            if sha not in fresh])
     changed: list[CellChange] = []
     rows: list[tuple[object, ...]] = []
+    # cells are stored by interned ids (``m020_lean_cells``); this is a write transaction
+    interned = interned or results_store.Interned(db)
+    names = interned.strings({repo, branch} | {key for key, _ in wanted})
+    sha_ids = interned.shas({sha for _, sha in wanted})
+    repo_id, branch_id = names[repo], names[branch]
     for key, sha in wanted:
         results, latest = runs.get((key, sha), ([], None))
         status = statuses.get((key, sha))
@@ -528,11 +535,12 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
         old = before.get((key, position))
         if old == row:
             continue
-        rows.append((repo, branch, key, sha, position, status.value, row[2]))
+        rows.append((repo_id, branch_id, names[key], position, sha_ids[sha], status.value,
+                     row[2]))
         changed.append(CellChange(key, PlacedCell(position, sha, status, when),
                                   None if old is None else CellStatus(old[1])))
     db.conn.executemany(
-        "INSERT INTO cells (repo, branch, job_key, sha, position, status, time) "
+        "INSERT INTO cell_rows (repo, branch, job_key, position, sha, status, time) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, branch, job_key, position) "
         "DO UPDATE SET sha = excluded.sha, status = excluded.status, time = excluded.time",
         rows)

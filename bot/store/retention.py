@@ -101,10 +101,12 @@ def old_results(db: sqlite_utils.Database, repo: str, branch: str, cut: int) -> 
 
 
 def old_cells(db: sqlite_utils.Database, repo: str, branch: str, cut: int) -> int:
+    ids = ("repo = (SELECT id FROM ci_strings WHERE text = ?) "
+           "AND branch = (SELECT id FROM ci_strings WHERE text = ?)")
     cursor = db.execute(
-        "DELETE FROM cells WHERE repo = ? AND branch = ? AND (job_key, position) IN "
-        "(SELECT job_key, position FROM cells WHERE repo = ? AND branch = ? AND position < ? "
-        "LIMIT ?)", [repo, branch, repo, branch, cut, BATCH])
+        f"DELETE FROM cell_rows WHERE {ids} AND (job_key, position) IN "
+        f"(SELECT job_key, position FROM cell_rows WHERE {ids} AND position < ? LIMIT ?)",
+        [repo, branch, repo, branch, cut, BATCH])
     return cursor.rowcount
 
 

@@ -68,8 +68,9 @@ def test_migrate_empty_database(tmp_path: Path) -> None:
         assert store.migrate() == all_migration_names()
         assert store.pending_migrations() == []
         tables = set(store.db.table_names())
-        assert {"commits", "results", "cells", "deliveries", "alerts", "alert_jobs",
+        assert {"commits", "results", "cell_rows", "deliveries", "alerts", "alert_jobs",
                 "alert_events"} <= tables
+        assert {"cells", "job_results"} <= set(store.db.view_names())
     finally:
         store.close()
 
@@ -299,7 +300,7 @@ def test_cells_can_be_recomputed_from_raw_results(store: Store) -> None:
     before = store.db.execute(query).fetchall()
     assert [row[3] for row in before] == ["success", "failure", "none", "failure", "success"]
     with store.transaction() as db:
-        db.execute("DELETE FROM cells")
+        db.execute("DELETE FROM cell_rows")
         for key, sha in db.execute("SELECT DISTINCT job_key, sha FROM job_results").fetchall():
             history.refresh_cell(db, REPO, BRANCH, key, sha)
     assert store.db.execute(query).fetchall() == before
