@@ -499,6 +499,7 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
     wanted = [(key, sha) for key, sha in wanted if sha in placed]
     if not wanted:
         return []
+    interned = interned or results_store.Interned(db)  # one cache for reading and writing
     runs = results_store.runs_of_cells(db, repo, wanted, interned, known, new_commits)
     statuses = {cell: cell_status(rs) for cell, (rs, _) in runs.items()}
     # an infrastructure failure counts like a cancelled run, which can change only a cell
@@ -514,7 +515,6 @@ def refresh_cells(db: sqlite_utils.Database, repo: str, branch: str,
     changed: list[CellChange] = []
     rows: list[tuple[object, ...]] = []
     # cells are stored by interned ids (``m020_lean_cells``); this is a write transaction
-    interned = interned or results_store.Interned(db)
     names = interned.strings({repo, branch} | {key for key, _ in wanted})
     sha_ids = interned.shas({sha for _, sha in wanted})
     repo_id, branch_id = names[repo], names[branch]

@@ -105,10 +105,10 @@ def test_upgrade_from_each_earlier_migration(tmp_path: Path, stop_before: str) -
             db.execute("INSERT INTO commits (repo, branch, sha, position, recorded_at) "
                        "VALUES (?, ?, ?, ?, ?)", [REPO, BRANCH, "a" * 40, 65536, NOW.isoformat()])
             write_raw_result(db)
-            if "cells" in db.table_names():
-                db.execute("INSERT INTO cells (repo, branch, job_key, sha, position, status, "
-                           "time) VALUES (?, ?, ?, ?, 65536, 'failure', ?)",
-                           [REPO, BRANCH, KEY, "a" * 40, NOW.isoformat()])
+            write_cell(db, BRANCH, "a" * 40, NOW.isoformat())
+            # a cell on a branch and at a commit no run names, without a time: its names
+            # and sha are interned only by the migration that makes cells lean
+            write_cell(db, "release/2.5", "b" * 40, None)
 
         assert old.migrate() == names[names.index(stop_before):]
         assert schema(old.db) == schema(reference.db)
@@ -117,12 +117,30 @@ def test_upgrade_from_each_earlier_migration(tmp_path: Path, stop_before: str) -
                                "status, conclusion, source FROM job_results").fetchall()
         assert moved == [(REPO, "a" * 40, BRANCH, "inductor", KEY.partition(" / ")[2], KEY, 1,
                           "completed", "failure", "github")]
-        assert old.db.execute("SELECT job_key, sha, position, status FROM cells").fetchall() == [
-            (KEY, "a" * 40, 65536, "failure")]
+        cells = "SELECT repo, branch, job_key, sha, position, status, time FROM cells ORDER BY 2"
+        assert old.db.execute(cells).fetchall() == [
+            (REPO, BRANCH, KEY, "a" * 40, 65536, "failure", NOW.isoformat()),
+            (REPO, "release/2.5", KEY, "b" * 40, 65536, "failure", None)]
         assert old.migrate() == []
     finally:
         reference.close()
         old.close()
+
+
+def write_cell(db: sqlite_utils.Database, branch: str, sha: str, time: str | None) -> None:
+    """One cell, in the shape the database has at its migration stage."""
+    if "cells" in db.table_names():  # m001 .. m019
+        db.execute("INSERT INTO cells (repo, branch, job_key, sha, position, status, time) "
+                   "VALUES (?, ?, ?, ?, 65536, 'failure', ?)", [REPO, branch, KEY, sha, time])
+    elif "cell_rows" in db.table_names():  # m020 on: names and sha as interned ids
+        for text in (REPO, branch, KEY):
+            db.execute("INSERT OR IGNORE INTO ci_strings (text) VALUES (?)", [text])
+        db.execute("INSERT OR IGNORE INTO ci_shas (sha) VALUES (?)", [sha])
+        db.execute(
+            "INSERT INTO cell_rows (repo, branch, job_key, position, sha, status, time) "
+            "SELECT rp.id, br.id, k.id, 65536, s.id, 'failure', ? FROM ci_strings rp, "
+            "ci_strings br, ci_strings k, ci_shas s WHERE rp.text = ? AND br.text = ? "
+            "AND k.text = ? AND s.sha = ?", [time, REPO, branch, KEY, sha])
 
 
 def write_raw_result(db: sqlite_utils.Database) -> None:
