@@ -221,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="commits in the longer history; the shorter has half (default 400)")
     parser.add_argument("--jobs", type=int, default=150, help="shard jobs per commit (<= 150)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="runs of each measurement; the fastest counts (default 5)")
+    parser.add_argument("--repeat", type=int, default=9,
+                        help="runs of each measurement; the fastest counts (default 9)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "NDJSON", "DB"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
