@@ -395,27 +395,3 @@ def suspects_without_files(db: sqlite_utils.Database, per_alert: int) -> list[tu
             "ORDER BY c.position DESC LIMIT ?",
             [repo, branch, high, low if low is not None else -(2**62), per_alert])]
     return list(dict.fromkeys(found))
-
-
-# --- retention ---------------------------------------------------------------------------------
-
-
-def old_evidence(db: sqlite_utils.Database, repo: str, branch: str, cut: int, batch: int) -> int:
-    """Evidence rows of commits placed before ``cut`` (one batch): the results they explain
-    are gone (``bot.store.retention``)."""
-    cursor = db.execute(
-        "DELETE FROM job_evidence WHERE rowid IN (SELECT e.rowid FROM commits c "
-        "JOIN job_evidence e ON e.repo = c.repo AND e.sha = c.sha "
-        "WHERE c.repo = ? AND c.branch = ? AND c.position < ? LIMIT ?)",
-        [repo, branch, cut, batch])
-    return cursor.rowcount
-
-
-def old_files(db: sqlite_utils.Database, repo: str, branch: str, cut: int, batch: int) -> int:
-    """What commits placed before ``cut`` touched (one batch): no open range reaches them."""
-    cursor = db.execute(
-        "DELETE FROM commit_files WHERE rowid IN (SELECT f.rowid FROM commits c "
-        "JOIN commit_files f ON f.repo = c.repo AND f.sha = c.sha "
-        "WHERE c.repo = ? AND c.branch = ? AND c.position < ? LIMIT ?)",
-        [repo, branch, cut, batch])
-    return cursor.rowcount

@@ -77,6 +77,11 @@ def _bounds(db: sqlite_utils.Database, repo: str, branch: str) -> tuple[int | No
     return row[0], row[1]
 
 
+# the cells of one branch, in cell_rows (``m020_lean_cells``): parameters repo, branch
+CELL_BRANCH = ("repo = (SELECT id FROM ci_strings WHERE text = ?) "
+               "AND branch = (SELECT id FROM ci_strings WHERE text = ?)")
+
+
 def _shift(db: sqlite_utils.Database, repo: str, branch: str, above: int, by: int) -> None:
     """Move every position above ``above`` up by ``by`` (rare: only when a gap is full)."""
     log.info("renumbering trunk order of %s@%s above %d by %d", repo, branch, above, by)
@@ -86,11 +91,9 @@ def _shift(db: sqlite_utils.Database, repo: str, branch: str, above: int, by: in
     # cells are keyed by position: moving them in one step could collide mid-way, so
     # they go far out first and come back to their new places
     far = 1 << 61
-    ids = ("repo = (SELECT id FROM ci_strings WHERE text = ?) "
-           "AND branch = (SELECT id FROM ci_strings WHERE text = ?)")
-    db.execute(f"UPDATE cell_rows SET position = position + ? + ? WHERE {ids} "
+    db.execute(f"UPDATE cell_rows SET position = position + ? + ? WHERE {CELL_BRANCH} "
                "AND position > ?", [by, far, repo, branch, above])
-    db.execute(f"UPDATE cell_rows SET position = position - ? WHERE {ids} "
+    db.execute(f"UPDATE cell_rows SET position = position - ? WHERE {CELL_BRANCH} "
                "AND position > ?", [far, repo, branch, far])
     for column in ("first_failing_pos", "newest_failing_pos", "last_green_pos", "reached_pos",
                    "recovered_pos"):

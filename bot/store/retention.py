@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from bot.store import evidence, retries
+from bot.store import history
 from bot.store.codec import to_iso
 from bot.store.db import Store
 
@@ -101,12 +101,30 @@ def old_results(db: sqlite_utils.Database, repo: str, branch: str, cut: int) -> 
 
 
 def old_cells(db: sqlite_utils.Database, repo: str, branch: str, cut: int) -> int:
-    ids = ("repo = (SELECT id FROM ci_strings WHERE text = ?) "
-           "AND branch = (SELECT id FROM ci_strings WHERE text = ?)")
+    ids = history.CELL_BRANCH
     cursor = db.execute(
         f"DELETE FROM cell_rows WHERE {ids} AND (job_key, position) IN "
         f"(SELECT job_key, position FROM cell_rows WHERE {ids} AND position < ? LIMIT ?)",
         [repo, branch, repo, branch, cut, BATCH])
+    return cursor.rowcount
+
+
+# tables keyed by a commit's (repo, sha) whose rows go with that commit's results
+BY_COMMIT = ("job_evidence", "commit_files", "job_retries")
+
+
+def old_rows_by_commit(db: sqlite_utils.Database, table: str, repo: str, branch: str,
+                       cut: int) -> int:
+    """Rows of ``table`` (one of ``BY_COMMIT``) at commits placed before ``cut`` (one
+    batch): failure evidence explains results that are gone, no open range reaches the
+    files, and no one reads the retries again, whatever their state."""
+    if table not in BY_COMMIT:
+        raise ValueError(f"not a table of commits' rows: {table}")
+    cursor = db.execute(
+        f"DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM commits c "
+        f"JOIN {table} t ON t.repo = c.repo AND t.sha = c.sha "
+        "WHERE c.repo = ? AND c.branch = ? AND c.position < ? LIMIT ?)",
+        [repo, branch, cut, BATCH])
     return cursor.rowcount
 
 
@@ -173,12 +191,9 @@ def run(store: Store, policy: Policy, now: datetime, max_batches: int = 500) -> 
             continue
         drain("job_results", lambda db, r=repo, b=branch, c=cut: old_results(db, r, b, c))
         drain("cells", lambda db, r=repo, b=branch, c=cut: old_cells(db, r, b, c))
-        drain("job_evidence", lambda db, r=repo, b=branch, c=cut:
-              evidence.old_evidence(db, r, b, c, BATCH))
-        drain("commit_files", lambda db, r=repo, b=branch, c=cut:
-              evidence.old_files(db, r, b, c, BATCH))
-        drain("job_retries", lambda db, r=repo, b=branch, c=cut:
-              retries.old_retries(db, r, b, c, BATCH))
+        for table in BY_COMMIT:
+            drain(table, lambda db, t=table, r=repo, b=branch, c=cut:
+                  old_rows_by_commit(db, t, r, b, c))
 
     def timelines(db: sqlite_utils.Database) -> int:
         events, replies = old_timelines(db, days_ago(now, policy.resolved_days))

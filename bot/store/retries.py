@@ -240,14 +240,3 @@ def outcome_of(conclusion: str) -> str:
     probe = JobResult(repo="", sha="", workflow="", job_name="", job_id=0, status="completed",
                       conclusion=conclusion)
     return "failed" if is_failed_run(probe) else "cancelled"
-
-
-def old_retries(db: sqlite_utils.Database, repo: str, branch: str, cut: int, batch: int) -> int:
-    """Retries of commits placed before ``cut`` (one batch): they go with the results they
-    reran (``bot.store.retention``); whatever their state, nothing will read them again."""
-    cursor = db.execute(
-        "DELETE FROM job_retries WHERE rowid IN (SELECT r.rowid FROM commits c "
-        "JOIN job_retries r ON r.repo = c.repo AND r.sha = c.sha "
-        "WHERE c.repo = ? AND c.branch = ? AND c.position < ? LIMIT ?)",
-        [repo, branch, cut, batch])
-    return cursor.rowcount

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.config import Settings
 from bot.domain.model import JobResult
 from bot.domain.route import Route
@@ -143,3 +145,10 @@ def test_policy_defaults_are_documented() -> None:
     for setting in ("RETENTION_DELIVERIES_DAYS", "RETENTION_COMMITS", "RETENTION_RESOLVED_DAYS"):
         assert setting in readme
     assert retention.Policy() == retention.Policy(14, 5000, 90)
+
+
+def test_rows_by_commit_are_deleted_only_from_the_tables_named_for_it(store: Store) -> None:
+    """The table name is part of the statement: anything but the three is refused."""
+    with pytest.raises(ValueError, match="not a table of commits' rows: alerts"), \
+            store.transaction() as db:
+        retention.old_rows_by_commit(db, "alerts", "o/r", "main", 10)
